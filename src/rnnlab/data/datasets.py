@@ -11,6 +11,7 @@ against the published checksums and only then moves it into place.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import http.client
@@ -231,7 +232,8 @@ def _not_found(name: str, split: str, root) -> DatasetNotFoundError:
     )
 
 
-def _load_digits(split: str) -> ImageDataset:
+@functools.lru_cache(maxsize=2)
+def _digits_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -239,8 +241,11 @@ def _load_digits(split: str) -> ImageDataset:
     index = np.arange(len(bunch.target))
     train, test = train_test_split(index, test_size=360, stratify=bunch.target, random_state=0)
     pick = np.sort(train if split == "train" else test)
-    images = torch.from_numpy(bunch.images[pick] / 16.0).float()
-    labels = torch.from_numpy(bunch.target[pick]).long()
+    return (bunch.images[pick] / 16.0).astype(np.float32), bunch.target[pick].astype(np.int64)
+
+
+def _load_digits(split: str) -> ImageDataset:
+    images, labels = (torch.tensor(a) for a in _digits_arrays(split))  # copies: cache stays
     location = "embedded: sklearn.datasets.load_digits (360 test, stratified, seed 0)"
     return ImageDataset(images, labels, list(DIGITS.class_names), "digits", split, location)
 
