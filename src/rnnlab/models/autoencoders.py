@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnlab.layers import LSTM
 from rnnlab.losses import contractive_penalty_sigmoid, jacobian_frobenius_sq, kl_sparsity
 
 _ACTIVATIONS = {
@@ -416,6 +417,82 @@ class ConvAutoencoder(AutoencoderBase):
             if i < len(self.up) - 1:
                 h = self._act(h)
         return h  # (B, C, H, W) logits
+
+
+class LSTMAutoencoder(AutoencoderBase):
+    """Sequence AE (Srivastava et al. 2015, "unconditioned" decoder): an LSTM encoder's state at
+    each sequence's last valid step -> ``Linear`` -> latent ``z`` (B, latent_size); ``z``
+    repeated ``T`` times -> LSTM decoder -> ``Linear`` -> features (B, T, F).
+
+    ``lengths`` (B,) marks right padding: padded steps are excluded from the loss and outputs
+    past a sequence's length are zero. ``decode`` needs the number of ``steps``.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        latent_size: int,
+        reconstruction: str = "mse",
+        output_activation: str | None = None,
+    ):
+        super().__init__(reconstruction, output_activation)
+        if min(input_size, hidden_size, latent_size) < 1:
+            raise ValueError(
+                f"sizes must be >= 1; got input_size={input_size}, hidden_size={hidden_size}, "
+                f"latent_size={latent_size}"
+            )
+        self.input_size = input_size
+        self.encoder_rnn = LSTM(input_size, hidden_size)  # last valid h: (B, H)
+        self.to_latent = nn.Linear(hidden_size, latent_size)
+        self.decoder_rnn = LSTM(latent_size, hidden_size, return_sequences=True)
+        self.to_features = nn.Linear(hidden_size, input_size)
+
+    def _valid(self, lengths: Tensor | None, batch: int, steps: int, device) -> Tensor | None:
+        if lengths is None:
+            return None
+        lengths = torch.as_tensor(lengths, device=device)
+        if lengths.shape != (batch,) or lengths.min() < 1 or lengths.max() > steps:
+            raise ValueError(
+                f"`lengths` must be ({batch},) with values in [1, {steps}]; got {lengths.tolist()}"
+            )
+        return (torch.arange(steps, device=device) < lengths[:, None])[..., None]  # (B, T, 1)
+
+    def encode(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        if x.dim() != 3 or x.shape[2] != self.input_size:
+            raise ValueError(f"`x` must be (B, T, {self.input_size}); got {tuple(x.shape)}")
+        return self.to_latent(self.encoder_rnn(x, lengths=lengths))  # (B, latent_size)
+
+    def decode_logits(self, z: Tensor, steps: int, lengths: Tensor | None = None) -> Tensor:
+        repeated = z[:, None, :].expand(z.shape[0], steps, z.shape[1])  # (B, T, latent_size)
+        return self.to_features(self.decoder_rnn(repeated, lengths=lengths))  # (B, T, F)
+
+    def decode(self, z: Tensor, steps: int, lengths: Tensor | None = None) -> Tensor:
+        out = self._out(self.decode_logits(z, steps, lengths))
+        valid = self._valid(lengths, z.shape[0], steps, z.device)
+        return out if valid is None else torch.where(valid, out, torch.zeros_like(out))
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        return self.decode(self.encode(x, lengths), x.shape[1], lengths)
+
+    def _masked_error(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Per-element error with padded steps zeroed, and valid steps per sequence (B,)."""
+        logits = self.decode_logits(self.encode(x, lengths), x.shape[1], lengths)
+        err = self.elementwise_error(logits, x)
+        valid = self._valid(lengths, x.shape[0], x.shape[1], x.device)
+        if valid is None:
+            return err, torch.full((x.shape[0],), x.shape[1], device=x.device)
+        return torch.where(valid, err, torch.zeros_like(err)), valid.sum(dim=(1, 2))
+
+    def per_example_error(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        err, steps = self._masked_error(x, lengths)
+        return err.sum(dim=(1, 2)) / (steps * self.input_size)
+
+    def loss(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """Mean error over valid (step, feature) elements of the batch."""
+        err, steps = self._masked_error(x, lengths)
+        rec = err.sum() / (steps.sum() * self.input_size)
+        return rec, {"reconstruction": rec}
 
 
 def train_autoencoder(
