@@ -1,0 +1,34 @@
+"""Building blocks written from their equations: cells, the one time loop, wrappers."""
+
+from .bidirectional import Bidirectional
+from .cells import ACTIVATIONS, GRUCell, LSTMCell, LSTMState, SimpleRNNCell, get_activation
+from .core import Activation, Dense, Sequential
+from .masking import detach_state, last_valid, lengths_to_mask, reverse_padded, select_state
+from .recurrent import GRU, LSTM, RNN, SimpleRNN
+from .stacked import Stacked, stacked
+from .summary import summary
+
+__all__ = [
+    "ACTIVATIONS",
+    "Activation",
+    "Bidirectional",
+    "Dense",
+    "GRU",
+    "GRUCell",
+    "LSTM",
+    "LSTMCell",
+    "LSTMState",
+    "RNN",
+    "Sequential",
+    "SimpleRNN",
+    "SimpleRNNCell",
+    "Stacked",
+    "detach_state",
+    "get_activation",
+    "last_valid",
+    "lengths_to_mask",
+    "reverse_padded",
+    "select_state",
+    "stacked",
+    "summary",
+]
