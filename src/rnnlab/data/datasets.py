@@ -150,7 +150,7 @@ CHECKSUMS: dict[str, dict[str, tuple[Checksum, ...]]] = {
 }
 
 
-@dataclass
+@dataclass(eq=False)
 class ImageDataset(Dataset):
     """Grey images ``(N, H, W)`` float32 in [0, 1] with int64 labels ``(N,)``."""
 
@@ -286,8 +286,9 @@ def load(
 ) -> ImageDataset:
     """Load dataset ``name``'s ``split`` ("train" or "test") as an :class:`ImageDataset`.
 
-    File-based sets are searched for as the module docstring says; with ``download=True`` a
-    missing set is fetched (into ``root`` if given) first. Raises
+    File-based sets are searched for as the module docstring says (an explicit ``root``
+    comes first, then the other places); with ``download=True`` a missing set is fetched
+    into ``root/<name>`` (see :func:`download`) first. Raises
     :class:`DatasetNotFoundError` listing every place looked otherwise.
     """
     _check_name(name)

@@ -84,18 +84,22 @@ def batchify(stream: torch.Tensor, batch_size: int) -> torch.Tensor:
     holds ``stream[b * T : (b + 1) * T]`` with ``T = N // B``, so each batch entry reads an
     unbroken stretch of the stream and a stateful RNN can carry its state across chunks::
 
-        stream: a b c d e f g h i j k l m n o p q r s t u v w x (y z dropped, B=4)
+        stream: a b c d e f g h i j k l m n o p q r s t u v w x y z    (N=26, B=4: T=6,
+                                                                        y z dropped)
+        batchify -> (T, B)          batch-first (B, T) = .T, cut by tbptt_chunks(., k=4)
+                 b=0 b=1 b=2 b=3
+            t=0   a   g   m   s            b=0:  a b c d | e f
+            t=1   b   h   n   t            b=1:  g h i j | k l
+            t=2   c   i   o   u            b=2:  m n o p | q r
+            t=3   d   j   p   v            b=3:  s t u v | w x
+            t=4   e   k   q   w                  chunk 0   chunk 1 (T % k = 2 steps)
+            t=5   f   l   r   x
 
-                 b=0 b=1 b=2 b=3          time-major (T, B); batch-first is .T
-            t=0   a   g   m   s           (B, T):  a b c d e f
-            t=1   b   h   n   t                    g h i j k l
-            t=2   c   i   o   u                    m n o p q r
-            t=3   d   j   p   v                    s t u v w x
-            t=4   e   k   q   w                    |k=4 ---|k-|
-            t=5   f   l   r   x            tbptt_chunks(x, 4) -> [x[:, 0:4], x[:, 4:6]]
+    Chunk ``i + 1`` of every row continues where chunk ``i`` stopped, so the final state
+    of one chunk (detached) is the right initial state of the next.
 
-    For batch-first layers use ``batchify(s, B).transpose(0, 1)`` or
-    ``tbptt_chunks(batchify(s, B), k, dim=0)``.
+    Batch-first layers take ``batchify(s, B).transpose(0, 1)`` (a view);
+    ``tbptt_chunks(batchify(s, B), k, dim=0)`` gives time-major chunks instead.
     """
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
