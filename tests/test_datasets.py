@@ -227,6 +227,12 @@ def test_describe(tmp_path):
     assert rows["kmnist"]["location"] == str(tmp_path / "home" / ".cache" / "rnnlab" / "kmnist")
     assert rows["mnist"]["location"] is None
     assert "rnnlab datasets download mnist" in rows["mnist"]["how_to_get"]
+    (tmp_path / "home" / ".cache" / "rnnlab" / "kmnist" / "t10k-labels-idx1-ubyte.gz").write_bytes(
+        b"\x01\x02\x03\x04"
+    )
+    rows = {r["name"]: r for r in D.describe()}
+    assert rows["kmnist"]["splits"] == {"train": 7, "test": None}
+    assert "bad IDX magic" in rows["kmnist"]["error"]
 
 
 # --- the real files (slow) ---------------------------------------------------------------

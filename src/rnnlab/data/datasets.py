@@ -18,6 +18,7 @@ import http.client
 import os
 import tempfile
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .idx import read_idx, read_idx_header
+from .idx import IDXError, read_idx, read_idx_header
 
 __all__ = [
     "Checksum", "DatasetNotFoundError", "DownloadError", "ImageDataset", "CHECKSUMS",
@@ -312,7 +313,7 @@ def verify_file(path: str | os.PathLike, checksums: tuple[Checksum, ...]) -> boo
         if c.of == "content" and content is None:
             try:
                 content = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
-            except (OSError, EOFError, ValueError):
+            except (OSError, EOFError, ValueError, zlib.error):
                 return False
         blob = content if c.of == "content" else data
         if hashlib.new(c.algorithm, blob, usedforsecurity=False).hexdigest() == c.digest:
@@ -393,8 +394,13 @@ def describe(root: str | os.PathLike | None = None) -> list[dict]:
             sizes, places = {}, []
             for split in SPLITS:
                 found = _find_split(name, split, root)
-                sizes[split] = read_idx_header(found[1])[1][0] if found else None
-                places += [str(found[0].parent)] if found else []
+                sizes[split] = None
+                if found:
+                    places.append(str(found[0].parent))
+                    try:
+                        sizes[split] = read_idx_header(found[1])[1][0]
+                    except (IDXError, OSError) as e:
+                        row["error"] = str(e)
             row |= {"splits": sizes, "location": ", ".join(dict.fromkeys(places)) or None}
             row["how_to_get"] = f"rnnlab datasets download {name}  (or --data-dir DIR)"
         rows.append(row)
