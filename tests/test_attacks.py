@@ -210,3 +210,15 @@ def test_bad_inputs_name_the_argument(call, error, match):
     model, (x, y) = _mlp(), _batch()
     with pytest.raises(error, match=match):
         call(model, x, y)
+
+
+@pytest.mark.gpu
+def test_eval_mode_lstm_on_cuda_despite_cudnn():
+    # cuDNN's RNN backward refuses eval mode; the attack must switch cuDNN off around it.
+    torch.manual_seed(4)
+    model = RowLSTM().cuda().eval()
+    x, y = torch.rand(6, 5, 4, device="cuda"), torch.randint(0, 3, (6,), device="cuda")
+    g = torch.Generator(device="cuda").manual_seed(0)
+    x_adv = pgd(model, x, y, 0.1, steps=3, restarts=2, generator=g)
+    assert (x_adv - x).abs().max() <= 0.1 + 1e-6
+    assert torch.backends.cudnn.enabled and not model.training
