@@ -20,6 +20,7 @@ trained classifier.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import scipy.linalg
@@ -130,6 +131,18 @@ def _feats(f: np.ndarray | Tensor, name: str) -> np.ndarray:
     return f.astype(np.float64)
 
 
+def _sqrtm_or_none(m: np.ndarray) -> np.ndarray | None:
+    """``sqrtm(m)``, or None when scipy finds ``m`` singular/ill-conditioned or the result is
+    not finite."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", scipy.linalg.LinAlgWarning)
+        try:
+            root = scipy.linalg.sqrtm(m)
+        except scipy.linalg.LinAlgWarning:
+            return None
+    return root if np.isfinite(root).all() else None
+
+
 def fid(feats_a: np.ndarray | Tensor, feats_b: np.ndarray | Tensor) -> float:
     r"""Fréchet distance between Gaussians fitted to two feature sets (Heusel et al. 2017):
 
@@ -138,8 +151,8 @@ def fid(feats_a: np.ndarray | Tensor, feats_b: np.ndarray | Tensor) -> float:
 
     Feed it ``extract_features`` of rnnlab's own ``DomainClassifier``, not Inception: the value
     is not comparable with papers' FIDs. The matrix square root comes from
-    ``scipy.linalg.sqrtm``; a singular product is regularised with ``1e-6 I`` (as pytorch-fid
-    does) and tiny imaginary parts from round-off are discarded (large ones raise).
+    ``scipy.linalg.sqrtm``; a singular or ill-conditioned product is regularised with ``1e-6 I``
+    (as pytorch-fid does) and tiny imaginary parts from round-off are discarded (large ones raise).
     """
     a, b = _feats(feats_a, "feats_a"), _feats(feats_b, "feats_b")
     if a.shape[1] != b.shape[1]:
@@ -147,11 +160,15 @@ def fid(feats_a: np.ndarray | Tensor, feats_b: np.ndarray | Tensor) -> float:
             f"`feats_b` must have {a.shape[1]} columns like `feats_a`; got {b.shape[1]}"
         )
     mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean = scipy.linalg.sqrtm(cov_a @ cov_b)
-    if not np.isfinite(covmean).all():
+    cov_a = np.atleast_2d(np.cov(a, rowvar=False))
+    cov_b = np.atleast_2d(np.cov(b, rowvar=False))
+    covmean = _sqrtm_or_none(cov_a @ cov_b)
+    if covmean is None:  # singular (e.g. dead ReLU features): regularise and accept round-off
         eye = np.eye(len(cov_a)) * 1e-6
-        covmean = scipy.linalg.sqrtm((cov_a + eye) @ (cov_b + eye))
+        cov_a, cov_b = cov_a + eye, cov_b + eye  # the trace terms use the same covariances
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+            covmean = scipy.linalg.sqrtm(cov_a @ cov_b)
     if np.iscomplexobj(covmean):
         imag = np.abs(covmean.imag).max()
         if imag > 1e-3 * max(1.0, np.abs(covmean.real).max()):
