@@ -54,28 +54,22 @@ def test_reparameterization_statistics():
     torch.testing.assert_close(z.var(0), torch.tensor([0.25, 4.0]), atol=0, rtol=0.05)
 
 
-def _trained_tiny_vae():
-    model = VAE(16, 2, hidden=(8,))
-    x = torch.rand(64, 16).bernoulli()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(50):
-        vae_step(model, (x, None), opt)
-    return model, x[:4]
-
-
 def test_iwae_k1_is_negative_elbo_in_expectation_and_tightens_with_k():
-    model, x = _trained_tiny_vae()
-    reps = x.repeat(2000, 1)  # many independent estimates of the same 4 examples
-    model.eval()
+    # an untrained model with a sharp decoder: q(z|x) is far from the true posterior, so the
+    # IWAE bound has room to tighten
+    model = VAE(16, 2, hidden=(8,))
+    with torch.no_grad():
+        model.decoder[-1].weight.mul_(8.0)
+    reps = torch.rand(4, 16).bernoulli().repeat(2000, 1)  # many estimates of 4 examples
     with torch.no_grad():
         neg_elbo = model.elbo(reps)[0].item()
     nll1 = importance_weighted_nll(model, reps, k=1).mean().item()
     assert nll1 == pytest.approx(neg_elbo, rel=0.01)
     nll10 = importance_weighted_nll(model, reps[:2000], k=10, batch_k=3).mean().item()
     nll100 = importance_weighted_nll(model, reps[:400], k=100, batch_k=40).mean().item()
-    assert nll10 <= nll1 + 0.02
-    assert nll100 <= nll10 + 0.02
-    assert nll100 > 0
+    assert nll10 < nll1 - 1.0
+    assert nll100 < nll10 - 0.05
+    assert model.training  # restored
 
 
 def test_shapes_sample_reconstruct_interpolate():
@@ -123,7 +117,7 @@ def test_vae_step_lowers_loss():
     x = _binary(32)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     first = vae_step(model, x, opt)
-    for _ in range(30):
+    for _ in range(15):
         last = vae_step(model, x, opt, beta=1.0)
     assert set(first) == {"loss", "reconstruction", "kl"}
     assert last["loss"] < first["loss"]

@@ -310,10 +310,10 @@ def manifold_grid(
     """Decode an ``n x n`` grid of a 2-D latent space at the N(0, 1) quantiles
     ``quantile .. 1 - quantile`` on each axis (so the grid covers the prior's mass) and save
     the mean images, tiled, as a PNG. Needs image-shaped output ``(C, H, W)`` or ``(H, W)``."""
+    _check_2d(model)
     from matplotlib.figure import Figure
     from scipy.stats import norm
 
-    _check_2d(model)
     if len(model.data_shape) not in (2, 3):
         raise ValueError(f"`model.data_shape` must be (H, W) or (C, H, W); got {model.data_shape}")
     p = next(model.parameters())

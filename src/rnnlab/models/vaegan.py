@@ -55,7 +55,7 @@ class VAEGAN(nn.Module):
         c_in, c = channels, base_channels
         for _ in range(n_layers):
             blocks += [nn.Conv2d(c_in, c, 4, stride=2, padding=1), nn.BatchNorm2d(c), nn.ReLU()]
-            c_in, c = c, 2 * c  # (c, S / 2**(i+1), ...)
+            c_in, c = c, 2 * c  # each block: channels x2, size /2
         self.encoder = nn.Sequential(*blocks, nn.Flatten())  # (c_in * s * s,)
         self.to_mu = nn.Linear(c_in * s * s, latent_dim)
         self.to_logvar = nn.Linear(c_in * s * s, latent_dim)
