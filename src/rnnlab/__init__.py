@@ -1,4 +1,31 @@
 """rnnlab: the systems of one deep-learning chapter (RNNs, LSTM, GRU, autoencoders, VAEs,
-GANs, adversarial examples) as one PyTorch library and command-line tool."""
+GANs, adversarial examples) as one PyTorch library and command-line tool.
+
+The recurrent building blocks are re-exported here (``rnnlab.LSTM``, ``rnnlab.summary``);
+everything else lives in its subpackage (``rnnlab.data``, ``rnnlab.models``, ...).
+"""
+
+from .layers import (
+    GRU,
+    LSTM,
+    RNN,
+    Activation,
+    Bidirectional,
+    Dense,
+    GRUCell,
+    LSTMCell,
+    LSTMState,
+    Sequential,
+    SimpleRNN,
+    SimpleRNNCell,
+    Stacked,
+    stacked,
+    summary,
+)
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "GRU", "LSTM", "RNN", "Activation", "Bidirectional", "Dense", "GRUCell", "LSTMCell",
+    "LSTMState", "Sequential", "SimpleRNN", "SimpleRNNCell", "Stacked", "stacked", "summary",
+]  # fmt: skip
