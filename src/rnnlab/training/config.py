@@ -1,0 +1,259 @@
+"""Typed experiment configs, named presets and ``--key=value`` overrides.
+
+A :class:`Config` is four dataclasses (nanoGPT's ``GPTConfig``, composed as in minGPT's
+``adder.py``): :class:`DataConfig`, :class:`ModelConfig`, :class:`TrainConfig`,
+:class:`RunConfig`. Every default runs. Presets are small TOML files shipped in
+``rnnlab/configs/`` (one table per section plus a top-level ``description``); overrides are
+validated against the field types, never ``exec``'d::
+
+    cfg = apply_overrides(load_preset("lstm-rows"), ["--train.lr=3e-3", "--epochs=3"])
+
+A bare key (``--epochs``) is accepted when exactly one section has that field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as a package
+    import tomli as tomllib
+
+__all__ = [
+    "CHOICES", "Config", "ConfigError", "DataConfig", "ModelConfig", "RunConfig", "TrainConfig",
+    "apply_overrides", "config_from_dict", "config_to_dict", "copy_config", "list_presets",
+    "load_preset",
+]  # fmt: skip
+
+
+class ConfigError(ValueError):
+    """A preset, key or value the configs do not accept (the CLI prints it and exits 2)."""
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "digits"  # digits | mnist | fashion-mnist | kmnist | adding
+    view: str = "rows"  # images read as rows (T=H), pixels (T=H*W) or permuted pixels
+    batch_size: int = 128
+    val_fraction: float = 0.1  # held out of train for early stopping / plateau; 0 = none
+    data_dir: str | None = None  # searched first (then $RNNLAB_DATA, ~/.cache/rnnlab, ...)
+    limit: int = 0  # use only the first `limit` training examples (0 = all)
+    seq_len: int = 100  # adding problem: T
+    n_train: int = 20000  # adding problem: generated training sequences
+    n_test: int = 2000  # adding problem: generated test sequences
+    permute_seed: int = 0  # the fixed pixel permutation of view="permuted"
+
+
+@dataclass
+class ModelConfig:
+    family: str = "classify"  # classify (images/sequences) | regress | tbptt (adding problem)
+    kind: str = "lstm"  # simple_rnn | lstm | gru | bilstm | cnn | mlp
+    hidden_size: int = 128
+    num_layers: int = 1
+    bidirectional: bool = False  # kind="bilstm" implies it
+    dropout: float = 0.0  # Keras's `dropout=`: one input mask per sequence (Gal & Ghahramani)
+    recurrent_dropout: float = 0.0  # on the state; forces the explicit (slower) loop
+    layer_dropout: float = 0.0  # between stacked layers (torch's nn.LSTM dropout)
+    head_dropout: float = 0.0  # before the output Dense
+    activation: str = "tanh"  # SimpleRNN / candidate activation
+    implementation: str = "auto"  # auto (fused kernels when possible) | fused | explicit
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 5
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.0  # sgd / rmsprop
+    weight_decay: float = 0.0
+    schedule: str = "none"  # none | step | cosine | onecycle | plateau
+    step_size: int = 10  # schedule="step": epochs between decays
+    gamma: float = 0.1  # schedule="step"/"plateau": decay factor
+    clip_norm: float | None = None  # rescale the global gradient norm (Pascanu et al. 2013)
+    clip_value: float | None = None  # clamp each gradient component
+    seed: int = 0
+    deterministic: bool = False  # torch.use_deterministic_algorithms: resume is bit-exact
+    patience: int = 0  # early stopping after this many epochs without improvement; 0 = off
+    device: str = "auto"  # auto | cpu | cuda
+    tbptt_k: int = 50  # family="tbptt": steps per truncated chunk
+    max_steps: int = 0  # stop each epoch after this many batches (0 = all); --dry-run uses it
+    eval_batch_size: int = 1000
+
+
+@dataclass
+class RunConfig:
+    out_dir: str = "runs"
+    name: str = ""  # "" -> <preset>-<timestamp>
+    description: str = ""
+    preset: str = ""
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "run": RunConfig}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "data.dataset": ("digits", "mnist", "fashion-mnist", "kmnist", "adding"),
+    "data.view": ("rows", "pixels", "permuted"),
+    "model.family": ("classify", "regress", "tbptt"),
+    "model.kind": ("simple_rnn", "lstm", "gru", "bilstm", "cnn", "mlp"),
+    "model.activation": ("tanh", "relu", "sigmoid", "hard_sigmoid", "softsign", "linear"),
+    "model.implementation": ("auto", "fused", "explicit"),
+    "train.optimizer": ("sgd", "adam", "rmsprop", "adagrad", "adamw"),
+    "train.schedule": ("none", "step", "cosine", "onecycle", "plateau"),
+    "train.device": ("auto", "cpu", "cuda"),
+}
+_POSITIVE = {"data.batch_size", "train.epochs", "model.hidden_size", "model.num_layers"}
+_RATES = {"model.dropout", "model.recurrent_dropout", "model.layer_dropout", "model.head_dropout"}
+
+
+def _keys() -> dict[str, type]:
+    """Every ``section.field`` with its annotated type."""
+    out = {}
+    for section, cls in SECTIONS.items():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            out[f"{section}.{f.name}"] = hints[f.name]
+    return out
+
+
+def _resolve_key(key: str, keys: dict[str, type]) -> str:
+    if key in keys:
+        return key
+    short = [k for k in keys if k.split(".", 1)[1] == key]
+    if len(short) == 1:
+        return short[0]
+    if len(short) > 1:
+        raise ConfigError(f"key `{key}` is ambiguous: say one of {', '.join(short)}")
+    names = list(keys) + [k.split(".", 1)[1] for k in keys]
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.5)
+    hint = f"; did you mean `{close[0]}`?" if close else f"; valid keys: {', '.join(keys)}"
+    raise ConfigError(f"unknown config key `{key}`{hint}")
+
+
+def _coerce(key: str, tp: Any, value: Any) -> Any:
+    """``value`` (a string from the command line, or a TOML value) as type ``tp``."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args:
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+            return None
+        tp = next(a for a in args if a is not type(None))
+    expected = tp.__name__
+    try:
+        if tp is bool:
+            if isinstance(value, bool):
+                return value
+            s = str(value).lower()
+            if s in ("1", "true", "yes", "on"):
+                return True
+            if s in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if tp is int and (isinstance(value, bool) or isinstance(value, float)):
+            raise ValueError(value)
+        if tp is float and isinstance(value, bool):
+            raise ValueError(value)
+        return tp(value) if not (tp is int and isinstance(value, str)) else int(value, 10)
+    except (TypeError, ValueError):
+        raise ConfigError(f"`{key}` expects {expected}, got {value!r}") from None
+
+
+def _validate(key: str, value: Any) -> Any:
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ConfigError(f"`{key}` must be one of {', '.join(CHOICES[key])}; got {value!r}")
+    if key in _POSITIVE and value < 1:
+        raise ConfigError(f"`{key}` must be a positive integer, got {value!r}")
+    if key in _RATES and not 0.0 <= value < 1.0:
+        raise ConfigError(f"`{key}` must be a rate in [0, 1), got {value!r}")
+    if key == "data.val_fraction" and not 0.0 <= value < 1.0:
+        raise ConfigError(f"`{key}` must be in [0, 1), got {value!r}")
+    if key == "train.lr" and not value > 0:
+        raise ConfigError(f"`{key}` must be positive, got {value!r}")
+    if key in ("train.clip_norm", "train.clip_value") and value is not None and not value > 0:
+        raise ConfigError(f"`{key}` must be positive or none, got {value!r}")
+    return value
+
+
+def _set(cfg: Config, key: str, raw: Any, keys: dict[str, type]) -> None:
+    section, name = key.split(".", 1)
+    setattr(getattr(cfg, section), name, _validate(key, _coerce(key, keys[key], raw)))
+
+
+def config_from_dict(data: dict, base: Config | None = None) -> Config:
+    """A :class:`Config` from nested ``{section: {field: value}}`` (TOML or config.json)."""
+    cfg = copy_config(base) if base is not None else Config()
+    keys = _keys()
+    for section, values in data.items():
+        if section == "description":
+            cfg.run.description = str(values)
+            continue
+        if not isinstance(values, dict):
+            _resolve_key(section, keys)  # raises with a suggestion
+            raise ConfigError(f"`{section}` must be a table of keys, got {values!r}")
+        for name, raw in values.items():
+            key = _resolve_key(f"{section}.{name}", keys)
+            _set(cfg, key, raw, keys)
+    return cfg
+
+
+def copy_config(cfg: Config) -> Config:
+    """A copy whose sections can be changed without touching ``cfg``."""
+    return Config(**{s: dataclasses.replace(getattr(cfg, s)) for s in SECTIONS})
+
+
+def config_to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
+    """A copy of ``cfg`` with ``--section.key=value`` (or ``--key=value``) flags applied."""
+    cfg = copy_config(cfg)
+    keys = _keys()
+    for item in overrides:
+        text = item[2:] if item.startswith("--") else item
+        if "=" not in text:
+            raise ConfigError(f"override {item!r} must look like --section.key=value")
+        name, raw = text.split("=", 1)
+        _set(cfg, _resolve_key(name.replace("-", "_"), keys), raw, keys)
+    return cfg
+
+
+def _preset_files() -> dict[str, Any]:
+    folder = resources.files("rnnlab") / "configs"
+    return {p.name[:-5]: p for p in folder.iterdir() if p.name.endswith(".toml")}
+
+
+def list_presets() -> dict[str, str]:
+    """``{name: one-line description}`` of the shipped presets, sorted by name."""
+    out = {}
+    for name, path in sorted(_preset_files().items()):
+        out[name] = str(tomllib.loads(path.read_text()).get("description", "")).strip()
+    return out
+
+
+def load_preset(name: str) -> Config:
+    """The shipped preset ``name`` (see :func:`list_presets`) as a :class:`Config`."""
+    files = _preset_files()
+    if name not in files:
+        close = difflib.get_close_matches(name, list(files), n=1, cutoff=0.4)
+        hint = f"; did you mean `{close[0]}`?" if close else ""
+        raise ConfigError(f"unknown preset `{name}`{hint} (available: {', '.join(sorted(files))})")
+    try:
+        data = tomllib.loads(files[name].read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"preset `{name}` is not valid TOML: {e}") from None
+    cfg = config_from_dict(data)
+    cfg.run.preset = name
+    return cfg
