@@ -26,7 +26,7 @@ from rnnlab.utils import count_parameters, seed_everything
 
 from . import distributed, steps
 from .checkpoint import RunDir, export_safetensors, load_checkpoint
-from .config import Config, config_from_dict, config_to_dict
+from .config import Config, ConfigError, config_from_dict, config_to_dict
 from .loop import Batches, TrainingStopped, evaluate, fit, resume
 
 __all__ = ["DataError", "Data", "build_data", "build_model", "evaluate_run", "load_run", "train"]
@@ -207,6 +207,12 @@ def train(
         run, state = None, None
         if resume_from is not None:
             run = RunDir.open(resume_from)
+            planned = run.config()["config"]["train"]["epochs"]
+            if t.schedule in ("cosine", "onecycle") and t.epochs != planned:
+                raise ConfigError(
+                    f"`train.epochs` must stay {planned} to resume a {t.schedule} schedule "
+                    f"(it spans the planned steps), got {t.epochs}"
+                )
             state = resume(run.checkpoints / "last.pt", model, optimizer, scheduler, train_data)
         elif rank == 0:
             out = stack.enter_context(tempfile.TemporaryDirectory()) if dry_run else None

@@ -216,14 +216,14 @@ def fit(
             state.best, state.best_epoch, state.bad_epochs = monitored, state.epoch, 0
         else:
             state.bad_epochs += 1
-        say(_format(record, epochs))
 
-        # checkpoint, then maybe stop
+        # checkpoint, log, then maybe stop
         if patience and state.bad_epochs >= patience:
             state.stopped = f"early stopping: no improvement for {patience} epochs"
         if run is not None and main:
             run.log(record)
             run.save(_checkpoint(model, optimizer, scheduler, train_data, state), best=improved)
+        say(_format(record, epochs))
         if state.stopped:
             say(state.stopped)
             break

@@ -1,0 +1,84 @@
+"""Configs: every preset loads, overrides are typed and validated, errors name the key."""
+
+import pytest
+
+from rnnlab.training.config import (
+    Config,
+    ConfigError,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    list_presets,
+    load_preset,
+)
+
+EXPECTED_PRESETS = {
+    "listing-5-2", "simple-rnn-rows", "lstm-rows", "gru-rows", "bilstm-rows",
+    "stacked-lstm-rows", "lstm-pixels", "lstm-permuted", "adding-simple_rnn", "adding-lstm",
+    "adding-gru", "digits-lstm",
+}  # fmt: skip
+
+
+def test_every_preset_loads_with_a_description():
+    presets = list_presets()
+    assert EXPECTED_PRESETS <= set(presets)
+    for name, description in presets.items():
+        assert description, name
+        assert load_preset(name).run.preset == name
+
+
+def test_listing_5_2_matches_the_printed_summary():
+    cfg = load_preset("listing-5-2")
+    assert (cfg.model.kind, cfg.model.hidden_size, cfg.model.dropout) == ("simple_rnn", 256, 0.3)
+    assert (cfg.train.optimizer, cfg.train.lr, cfg.train.schedule) == ("sgd", 0.01, "none")
+    assert (cfg.data.dataset, cfg.data.view, cfg.data.batch_size) == ("mnist", "rows", 128)
+    assert cfg.train.epochs == 5
+
+
+def test_overrides_are_coerced_from_field_types_and_leave_the_original_alone():
+    base = load_preset("digits-lstm")
+    cfg = apply_overrides(
+        base,
+        ["--train.lr=0.05", "--epochs=3", "--deterministic=yes", "--clip_norm=none",
+         "--data.data-dir=/tmp/d", "--model.kind=gru"],
+    )  # fmt: skip
+    assert cfg.train.lr == 0.05 and cfg.train.epochs == 3 and cfg.train.deterministic is True
+    assert cfg.train.clip_norm is None and cfg.data.data_dir == "/tmp/d"
+    assert cfg.model.kind == "gru"
+    assert base.train.epochs == 20 and base.model.kind == "lstm"
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--train.lrr=1", "did you mean `train.lr`"),
+        ("--epoch=3", "did you mean `epochs`"),
+        ("--model.kind=transformer", "must be one of simple_rnn, lstm"),
+        ("--lr=abc", "`train.lr` expects float, got 'abc'"),
+        ("--epochs=2.5", "`train.epochs` expects int, got '2.5'"),
+        ("--deterministic=maybe", "`train.deterministic` expects bool"),
+        ("--dropout=1.5", "`model.dropout` must be a rate in [0, 1), got 1.5"),
+        ("--batch_size=0", "`data.batch_size` must be a positive integer"),
+        ("--lr", "must look like --section.key=value"),
+    ],
+)
+def test_bad_overrides_name_the_key_the_expectation_and_the_value(flag, message):
+    with pytest.raises(ConfigError) as e:
+        apply_overrides(Config(), [flag])
+    assert message in str(e.value)
+
+
+def test_unknown_preset_suggests_the_closest():
+    with pytest.raises(ConfigError, match="did you mean `lstm-rows`"):
+        load_preset("lstm-row")
+
+
+def test_config_round_trips_through_a_dict():
+    cfg = apply_overrides(load_preset("adding-lstm"), ["--data.seq_len=200"])
+    again = config_from_dict(config_to_dict(cfg))
+    assert again == cfg
+
+
+def test_config_from_dict_rejects_unknown_sections_and_keys():
+    with pytest.raises(ConfigError, match="did you mean `model.hidden_size`"):
+        config_from_dict({"model": {"hiden_size": 3}})

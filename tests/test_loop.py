@@ -1,0 +1,122 @@
+"""The generic loop and the step functions: learning, early stopping, the NaN guard,
+batch sharding, TBPTT."""
+
+import functools
+
+import pytest
+import torch
+
+from rnnlab.data import adding_problem
+from rnnlab.models.classifiers import SequenceClassifier, SequenceRegressor
+from rnnlab.training import steps
+from rnnlab.training.checkpoint import RunDir, load_checkpoint
+from rnnlab.training.loop import Batches, TrainingStopped, evaluate, fit
+
+
+def _toy(n=64, T=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 2, (n,), generator=g)
+    x = torch.randn(n, T, 3, generator=g) * 0.3 + y[:, None, None].float()
+    return x, y
+
+
+def _fit(model, x, y, **kwargs):
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    data = Batches(x, y, batch_size=16, seed=0)
+    val = Batches(x, y, batch_size=32, shuffle=False)
+    kwargs.setdefault("epochs", 5)
+    return fit(
+        model, opt, data, train_step=steps.classify_step, eval_step=steps.classify_eval,
+        val_data=val, log=None, progress=False, **kwargs,
+    )  # fmt: skip
+
+
+def test_fit_learns_a_separable_toy_task():
+    model = SequenceClassifier("gru", 3, 8, 2)
+    x, y = _toy()
+    state = _fit(model, x, y)
+    assert state.epoch == 5 and state.step == 20
+    assert evaluate(model, steps.classify_eval, Batches(x, y, batch_size=64))["accuracy"] > 0.9
+
+
+def test_run_folder_holds_config_metrics_and_checkpoints(tmp_path):
+    run = RunDir.create(tmp_path, "toy", {"a": 1}, ["rnnlab", "train"])
+    assert not (tmp_path / "toy").exists()  # temporary name until the first checkpoint
+    _fit(SequenceClassifier("lstm", 3, 4, 2), *_toy(), run=run, epochs=2)
+    assert run.path == tmp_path / "toy" and run.committed
+    assert [r["epoch"] for r in run.metrics()] == [1, 2]
+    assert load_checkpoint(run.checkpoints / "last.pt")["fit"]["epoch"] == 2
+    assert run.config()["argv"] == ["rnnlab", "train"]
+
+
+def test_early_stopping_stops_after_patience_epochs_without_improvement():
+    model = SequenceClassifier("lstm", 3, 4, 2)
+    x, y = _toy()
+    calls = []
+
+    def frozen_eval(model, batch):
+        calls.append(1)
+        return {"loss": 1.0}  # never improves after epoch 1
+
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    state = fit(
+        model, opt, Batches(x, y, batch_size=16), train_step=steps.classify_step,
+        eval_step=frozen_eval, val_data=[(x, y)], epochs=10, patience=2, log=None,
+        progress=False,
+    )  # fmt: skip
+    assert state.epoch == 3 and "early stopping" in state.stopped
+
+
+def test_nan_loss_stops_before_the_optimizer_steps_and_keeps_the_last_checkpoint(tmp_path):
+    model = SequenceClassifier("lstm", 3, 4, 2)
+    x, y = _toy()
+    run = RunDir.create(tmp_path, "nan", {}, [])
+    _fit(model, x, y, run=run, epochs=1)
+    good = {k: v.clone() for k, v in model.state_dict().items()}
+    x_bad = x.clone()
+    x_bad[:] = float("nan")
+    with pytest.raises(TrainingStopped, match="non-finite at epoch 2") as e:
+        _fit(model, x_bad, y, run=run, epochs=2, state=e_state(run))
+    assert e.value.state.epoch == 1
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, good[k]), k
+    assert load_checkpoint(run.checkpoints / "last.pt")["fit"]["epoch"] == 1
+
+
+def e_state(run):
+    from rnnlab.training.loop import FitState
+
+    return FitState(**load_checkpoint(run.checkpoints / "last.pt")["fit"])
+
+
+def test_batches_shard_each_global_batch_across_ranks():
+    x = torch.arange(20)
+    one = [b[0].tolist() for b in Batches(x, batch_size=8, seed=3)]
+    ranks = [[b[0].tolist() for b in Batches(x, batch_size=8, seed=3, rank=r, world_size=2)]
+             for r in (0, 1)]  # fmt: skip
+    for k, batch in enumerate(one):
+        assert sorted(ranks[0][k] + ranks[1][k]) == sorted(batch)
+
+
+def test_tbptt_step_lowers_the_loss_on_a_fixed_batch():
+    torch.manual_seed(0)
+    x, y = adding_problem(32, 8, seed=0)
+    model = SequenceRegressor("lstm", 2, 8)
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    step = functools.partial(steps.tbptt_step, k=4, clip_norm=1.0)
+    first = step(model, (x, y), opt)["loss"]
+    for _ in range(10):
+        last = step(model, (x, y), opt)["loss"]
+    assert last < first
+
+
+def test_tbptt_gradient_reaches_back_at_most_k_steps():
+    model = SequenceRegressor("simple_rnn", 2, 4)
+    x, y = adding_problem(4, 10, seed=0)
+    x = x.clone().requires_grad_(True)
+    per_step = torch.full((4, 10, 1), float("nan"))
+    per_step[:, -1] = y
+    from rnnlab.training.tbptt import truncated_bptt
+
+    truncated_bptt(model.run, steps._final_step_mse, x, per_step, 3)
+    assert x.grad[:, :9].abs().sum() == 0 and x.grad[:, 9:].abs().sum() > 0
