@@ -200,9 +200,11 @@ class RNN(nn.Module):
         if self.training and self.recurrent_dropout > 0:
             rec_mask = _dropout_mask((B, self.cell.hidden_size), self.recurrent_dropout, x)
         xp = self.cell.project_inputs(x)  # (B, T, G*H): the input half, hoisted out of the loop
+        # unbind, not xp[:, t]: the backward of T separate selects would zero-fill and add a
+        # full (B, T, G*H) gradient T times (O(T^2)); unbind's backward stacks once.
         outputs = []
-        for t in range(T):
-            out, new_state = self.cell.step(xp[:, t], state, rec_mask)
+        for t, xp_t in enumerate(xp.unbind(1)):
+            out, new_state = self.cell.step(xp_t, state, rec_mask)
             if lengths is None:
                 state = new_state
             else:
