@@ -184,9 +184,12 @@ def train(
     """
     t = cfg.train
     rank, world_size, device = distributed.setup(t.device)
+    log = log if rank == 0 else (lambda _: None)
     if world_size > 1 and cfg.model.family == "tbptt":
         raise DataError("`model.family` tbptt runs in one process; drop torchrun")
     with _determinism(t.deterministic), contextlib.ExitStack() as stack:
+        if world_size > 1:
+            stack.callback(distributed.cleanup)
         seed_everything(t.seed)
         data = build_data(cfg, dry_run=dry_run)
         model = build_model(cfg, data.train[0][0], data.num_classes).to(device)
@@ -218,7 +221,9 @@ def train(
             out = stack.enter_context(tempfile.TemporaryDirectory()) if dry_run else None
             name = cfg.run.name or f"{cfg.run.preset or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}"
             run = RunDir.create(out or cfg.run.out_dir, name, config_to_dict(cfg), argv or [])
-        log(f"{cfg.run.preset or 'run'}: {n_params:,} parameters on {device}; data {data.source}")
+        where = f"{device}" + (f" x {world_size} processes" if world_size > 1 else "")
+        if rank == 0:
+            log(f"{cfg.run.preset or 'run'}: {n_params:,} parameters on {where}; {data.source}")
         try:
             state = fit(
                 model, optimizer, train_data, train_step=train_step, eval_step=eval_step,
@@ -237,12 +242,13 @@ def train(
                 run.abort()
             raise
         test = evaluate(model, eval_step, evals["test"], device)
-        result = {"run": str(run.path) if run else None, "epochs": state.epoch,
+        result = {"run": str(run.path) if run and not dry_run else None, "epochs": state.epoch,
                   "stopped": state.stopped, "parameters": n_params}  # fmt: skip
         result |= {f"test_{k}": v for k, v in test.items()}
         if run is not None and rank == 0:
             result |= _finish(run, model, cfg, result)
-        log("  ".join(f"{k} {v:.4f}" for k, v in result.items() if k.startswith("test_")))
+        if rank == 0:
+            log("  ".join(f"{k} {v:.4f}" for k, v in result.items() if k.startswith("test_")))
         return result
 
 

@@ -1,0 +1,134 @@
+"""The ``rnnlab`` command line, called in-process: every verb, and every kind of bad input
+gives one line on stderr, exit status 2, no traceback and no half-made run folder."""
+
+import numpy as np
+import pytest
+
+from rnnlab.cli import main
+from rnnlab.data import write_idx
+
+TINY = ["--data.limit=96", "--batch_size=32", "--hidden_size=8", "--epochs=1", "--no-progress"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """No real datasets from the home cache or $RNNLAB_DATA; runs go to tmp_path."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("RNNLAB_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def _error(capsys, argv, code=2):
+    assert main(argv) == code
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rnnlab: error: ") and "\n" not in err and "Traceback" not in err
+    return err
+
+
+def _mnist(folder, images, labels):
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix in ("train", "t10k"):
+        write_idx(folder / f"{prefix}-images-idx3-ubyte", images)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte", labels)
+
+
+def test_presets_lists_each_with_its_description(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    assert "listing-5-2" in out and "Listing 5.2: SimpleRNN(256)" in out
+
+
+def test_summary_prints_listing_5_2_in_keras_format(capsys):
+    assert main(["summary", "listing-5-2"]) == 0
+    out = capsys.readouterr().out
+    assert "simple_rnn (SimpleRNN)" in out and "72960" in out and "Total params: 75,530" in out
+
+
+def test_dry_run_trains_on_synthetic_data_and_keeps_nothing(tmp_path, capsys):
+    assert main(["train", "listing-5-2", "--dry-run", *TINY]) == 0  # mnist is not here
+    assert "dry run" in capsys.readouterr().out
+    assert not (tmp_path / "runs").exists()
+
+
+def test_train_evaluate_predict_and_resume(tmp_path, capsys):
+    args = ["train", "digits-lstm", "--run.name=d", *TINY, "--device=cpu", "--schedule=step"]
+    assert main(args) == 0
+    run = tmp_path / "runs" / "d"
+    assert {p.name for p in run.iterdir()} >= {"config.json", "metrics.jsonl", "summary.txt"}
+    assert main(["evaluate", str(run)]) == 0
+    assert "test_accuracy" in capsys.readouterr().out
+    np.save(tmp_path / "x.npy", np.zeros((3, 8, 8), np.float32))
+    assert main(["predict", str(run), str(tmp_path / "x.npy")]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 3
+    assert main(["train", "--resume", str(run), "--epochs=2", "--no-progress"]) == 0
+    assert '"epoch": 2' in (run / "metrics.jsonl").read_text()
+
+
+def test_resume_refuses_to_stretch_a_one_cycle_schedule(tmp_path, capsys):
+    assert main(["train", "digits-lstm", "--run.name=o", *TINY]) == 0
+    err = _error(capsys, ["train", "--resume", "runs/o", "--epochs=2"])
+    assert "`train.epochs` must stay 1 to resume a onecycle schedule" in err
+
+
+def test_missing_dataset_says_where_it_looked_and_how_to_get_it(tmp_path, capsys):
+    err = _error(capsys, ["train", "listing-5-2", f"--data-dir={tmp_path / 'none'}", *TINY])
+    assert "looked in:" in err and str(tmp_path / "none") in err
+    assert "rnnlab datasets download mnist" in err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_corrupted_idx_is_reported(tmp_path, capsys):
+    folder = tmp_path / "data" / "mnist"
+    _mnist(folder, np.zeros((4, 28, 28), np.uint8), np.zeros(4, np.uint8))
+    (folder / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x09\x03garbage")
+    err = _error(capsys, ["train", "listing-5-2", f"--data-dir={tmp_path / 'data'}", *TINY])
+    assert "train-images-idx3-ubyte" in err
+    assert not any((tmp_path / "runs").glob("*")) if (tmp_path / "runs").exists() else True
+
+
+def test_nan_in_the_data_is_reported(tmp_path, capsys):
+    images = np.full((4, 28, 28), np.nan, np.float32)
+    _mnist(tmp_path / "data" / "mnist", images, np.zeros(4, np.uint8))
+    err = _error(capsys, ["train", "listing-5-2", f"--data-dir={tmp_path / 'data'}", *TINY])
+    assert "finite" in err or "NaN" in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "lstm-row"], "did you mean `lstm-rows`"),
+        (["train", "digits-lstm", "--train.lrr=1"], "did you mean `train.lr`"),
+        (["train", "digits-lstm", "--epochs=many"], "`train.epochs` expects int, got 'many'"),
+        (["train", "digits-lstm", "--device=tpu"], "invalid choice: 'tpu'"),
+        (["train"], "needs a PRESET"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["evaluate", "nowhere"], "nowhere is not a run folder"),
+        (["datasets", "download"], "needs a NAME"),
+        (["presets", "--lr=3"], "unrecognized arguments: --lr=3"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
+    assert message in _error(capsys, argv)
+
+
+def test_predict_rejects_images_of_the_wrong_size_or_with_nan(tmp_path, capsys):
+    assert main(["train", "digits-lstm", "--run.name=p", *TINY]) == 0
+    np.save(tmp_path / "big.npy", np.zeros((2, 28, 28), np.uint8))
+    assert "expects (8, 8) images" in _error(
+        capsys, ["predict", "runs/p", str(tmp_path / "big.npy")]
+    )
+    np.save(tmp_path / "nan.npy", np.full((2, 8, 8), np.nan, np.float32))
+    assert "NaN" in _error(capsys, ["predict", "runs/p", str(tmp_path / "nan.npy")])
+
+
+def test_datasets_lists_each_with_where_it_is(capsys):
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    assert "digits" in out and "rnnlab datasets download mnist" in out
+
+
+def test_tour_is_delegated_or_reported(capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "rnnlab.tour", None)  # import fails
+    _error(capsys, ["tour"])
