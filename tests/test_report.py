@@ -37,7 +37,7 @@ def make_fake_run(path: Path, variant: int = 0, config: dict | None = None) -> P
     imsave(path / "gates.png", rng.random((16, 8)), cmap="viridis")
     matrix = (np.eye(4) * 20 + rng.integers(0, 4, (4, 4))).astype(int).tolist()
     (path / "confusion.json").write_text(json.dumps({"labels": list("abcd"), "matrix": matrix}))
-    robust = {m: [{"eps": e, "accuracy": a - 2 * e} for e in (0.0, 0.1, 0.2)]
+    robust = {m: [{"eps": e, "accuracy": a - (2 + variant) * e} for e in (0.0, 0.1, 0.2)]
               for m, a in (("lstm", 0.9), ("gru", 0.85))}  # fmt: skip
     (path / "robustness.json").write_text(json.dumps(robust))
     grads = {"SimpleRNN": [0.8 ** (10 - t) for t in range(10)], "LSTM": [1.0] * 10}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import math
 import os
 import re
 import sys
@@ -31,6 +32,7 @@ __all__ = ["ReportError", "RunData", "load_run", "render_report", "report_main"]
 ASSETS = "report_files"
 CURVE_FIRST = ("loss", "accuracy")
 LOG_METRICS = ("lr", "grad_norm")
+TABLE_SKIP = ("lr", "seconds")  # settings and timings, not results
 IMAGE_SECTIONS = (
     ("gates", "Gate activations"),
     ("samples", "Samples and reconstructions"),
@@ -55,9 +57,9 @@ th,td{border-bottom:1px solid var(--line);padding:6px 14px 6px 0;text-align:left
 th{font-weight:600;color:#374151}
 thead th{border-bottom:2px solid var(--line)}
 td.num{font-variant-numeric:tabular-nums;text-align:right;white-space:nowrap}
-td.key,td.num+td.num{padding-left:14px}
+td.num+td.num{padding-left:14px}
 td code,th code{font:12.5px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
-.best{color:var(--muted);font-size:12px}
+.best{color:var(--muted);font-size:12px;font-weight:400}
 .win{font-weight:700;color:#047857}
 tr.diff td{background:#fffbeb}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(460px,1fr));gap:16px}
@@ -162,7 +164,10 @@ def _runs_section(page: _Page) -> None:
     page.table(["run", "folder", "metric records", "figures"], rows, md_rows)
     keys = []
     for split in ("val", "test", "train"):
-        metrics = {m for r in runs for m, s in r.series.items() if split in s and r.plottable(m)}
+        metrics = {
+            m for r in runs for m, s in r.series.items()
+            if split in s and r.plottable(m) and m not in TABLE_SKIP
+        }  # fmt: skip
         keys += [(split, m) for m in sorted(metrics, key=_metric_order)]
     if not keys:
         page.html.append('<p class="meta">No train/val/test metrics were recorded.</p>')
@@ -172,8 +177,9 @@ def _runs_section(page: _Page) -> None:
     for split, metric in keys:
         lower = lower_is_better(metric)
         lasts = [r.last(split, metric) for r in runs]
-        finite = [v for v in lasts if v is not None and v == v]
-        winner = (min if lower else max)(finite) if lower is not None and len(finite) > 1 else None
+        finite = [v for v in lasts if v is not None and math.isfinite(v)]
+        contested = lower is not None and len(finite) > 1 and len(set(finite)) > 1
+        winner = (min if lower else max)(finite) if contested else None
         cells, md_cells = (
             [f"<td><code>{_e(split)} {_e(metric)}</code></td>"],
             [_md(f"{split} {metric}")],
@@ -190,7 +196,8 @@ def _runs_section(page: _Page) -> None:
                 + (f'<br><span class="best">{_e(extra)}</span>' if extra else "")
                 + "</td>"
             )
-            md_cells.append(_md(text + (f" ({extra})" if extra else "")))
+            md_text = _md(text) + (f" ({_md(extra)})" if extra else "")
+            md_cells.append(f"**{md_text}**" if cls else md_text)
         rows.append(cells)
         md_rows.append(md_cells)
     page.html.append("<h3>Final metrics: last value, and the best one where it differs</h3>")
@@ -205,17 +212,20 @@ def _metric_order(metric: str) -> tuple[int, str]:
 def _config_section(page: _Page) -> None:
     page.section("config", "Configuration")
     flat = [r.flat_config() for r in page.runs]
-    keys = list(dict.fromkeys(k for f in flat for k in f))
+    keys = sorted(dict.fromkeys(k for f in flat for k in f), key=lambda k: k == "argv")
     rows, md_rows, classes = [], [], []
     for key in keys:
         values = [f.get(key, "—") for f in flat]
-        classes.append("diff" if len(page.runs) > 1 and len(set(values)) > 1 else "")
+        differs = len(page.runs) > 1 and len(set(values)) > 1
+        classes.append("diff" if differs else "")
         rows.append([f'<td class="key"><code>{_e(key)}</code></td>']
                     + [f"<td><code>{_e(v)}</code></td>" for v in values])  # fmt: skip
-        md_rows.append([_md(key), *[_md(v) for v in values]])
-    note = " (rows that differ between runs are highlighted)" if len(page.runs) > 1 else ""
-    page.html.append(f"<details><summary>{len(keys)} settings{_e(note)}</summary>")
-    page.md.append(f"<details><summary>{len(keys)} settings{_md(note)}</summary>\n")
+        md_rows.append([f"**{_md(key)}**" if differs else _md(key), *[_md(v) for v in values]])
+    note = " (rows that differ between runs are {})" if len(page.runs) > 1 else ""
+    page.html.append(
+        f"<details><summary>{len(keys)} settings{note.format('highlighted')}</summary>"
+    )
+    page.md.append(f"<details><summary>{len(keys)} settings{note.format('in bold')}</summary>\n")
     page.table(["key", *[r.name for r in page.runs]], rows, md_rows, classes)
     page.html.append("</details>")
     page.md.append("</details>\n")

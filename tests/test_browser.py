@@ -1,0 +1,103 @@
+"""The report page in a real browser: headless Chromium loads every image (naturalWidth > 0),
+logs no console message or JS error, and takes a screenshot (kept as a test artifact in
+``tests/artifacts/`` when RNNLAB_KEEP_ARTIFACTS is set). Skipped without a Chromium binary."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from test_report import make_fake_run
+
+from rnnlab.evaluation.report import render_report
+
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+# Injected before the page's own markup: counts images that did not decode, resource load
+# errors (captured, they do not bubble) and uncaught JS errors, and reports them in the title.
+PROBE = """<script>
+window.__errors = 0;
+window.addEventListener("error", function () { window.__errors++; }, true);
+window.addEventListener("load", function () {
+  var broken = 0, images = document.images;
+  for (var i = 0; i < images.length; i++) {
+    if (!images[i].complete || images[i].naturalWidth === 0) broken++;
+  }
+  document.title = "CHECK images=" + images.length + " broken=" + broken +
+    " errors=" + window.__errors;
+});
+</script>"""
+WIDTH, HEIGHT = 1280, 2000
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.skip("no chromium/chromium-browser on PATH (Debian: apt-get install chromium)")
+
+
+def _run(args: list[str], profile: Path, timeout: float = 90) -> subprocess.CompletedProcess:
+    """Run Chromium in its own process group so a hang is killed with all its children."""
+    cmd = [_chromium(), *FLAGS, f"--user-data-dir={profile}", *args]
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            pytest.fail(f"chromium did not finish within {timeout}s: {' '.join(cmd)}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+@pytest.fixture(scope="module")
+def report_page(tmp_path_factory) -> Path:
+    _chromium()  # skip before rendering anything
+    root = tmp_path_factory.mktemp("browser")
+    runs = [make_fake_run(root / "runs" / "lstm"), make_fake_run(root / "runs" / "gru", 1)]
+    return render_report(runs, title="rnnlab report: browser test")
+
+
+def test_every_image_loads_without_errors(report_page, tmp_path):
+    html = report_page.read_text(encoding="utf-8")
+    expected = len(re.findall(r"<img\b", html))
+    assert expected > 0
+    probe = report_page.with_name("probe.html")  # beside the page: same relative links
+    probe.write_text(html.replace("<head>", "<head>" + PROBE, 1), encoding="utf-8")
+    result = _run(
+        ["--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", "--dump-dom",
+         probe.as_uri()],
+        tmp_path / "profile",
+    )  # fmt: skip
+    title = re.search(r"<title>(CHECK[^<]*)</title>", result.stdout)
+    assert title, f"the probe did not run (rc {result.returncode}): {result.stderr[-2000:]}"
+    assert title.group(1) == f"CHECK images={expected} broken=0 errors=0"
+    console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == [], console
+
+
+def test_screenshot(report_page, tmp_path):
+    shot = tmp_path / "report.png"
+    result = _run(
+        [f"--screenshot={shot}", f"--window-size={WIDTH},{HEIGHT}",
+         report_page.as_uri()],
+        tmp_path / "profile",
+    )  # fmt: skip
+    assert shot.is_file(), f"no screenshot (rc {result.returncode}): {result.stderr[-2000:]}"
+    head = shot.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    assert int.from_bytes(head[16:20], "big") == WIDTH
+    if os.environ.get("RNNLAB_KEEP_ARTIFACTS"):
+        artifacts = Path(__file__).parent / "artifacts"
+        artifacts.mkdir(exist_ok=True)
+        shutil.copyfile(shot, artifacts / "report.png")
