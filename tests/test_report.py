@@ -97,13 +97,15 @@ def test_loop_record_form_and_missing_pieces(tmp_path):
     lines = [
         {"epoch": 1, "train_loss": 1.0, "val_loss": 0.9, "val_accuracy": 0.5, "lr": 0.1},
         {"epoch": 2, "train_loss": 0.5, "val_loss": float("nan"), "val_accuracy": 0.7},
+        {"test_accuracy": 0.6},  # the loop's final record: no epoch, drawn at the last one
     ]
     (run / "metrics.jsonl").write_text("\n".join(map(json.dumps, lines)) + "\n{not json\n")
     (run / "confusion.json").write_text('{"matrix": [[1, 2], [3]]}')
     (run / "broken.png").write_bytes(b"not a png")
     data = load_run(run)
     assert data.series["loss"]["val"][0] == (1.0, 0.9)
-    assert data.series["accuracy"]["val"] == [(1.0, 0.5), (2.0, 0.7)]
+    assert data.xlabel == "epoch" and data.series["lr"] == {"": [(1.0, 0.1)]}
+    assert data.series["accuracy"] == {"val": [(1.0, 0.5), (2.0, 0.7)], "test": [(2.0, 0.6)]}
     assert data.best("val", "loss") == (1.0, 0.9)  # the NaN is never "best"
     assert data.confusion is None and data.images == []
     assert len(data.warnings) == 3  # bad JSON line, ragged matrix, fake PNG

@@ -113,8 +113,9 @@ def plot_curves(
                 continue
             name = split or metric
             label = name if len(curves) == 1 else f"{run} · {name}"
+            style = SPLIT_STYLE.get(split, "-.") if split else "-"
             ax.plot(
-                xs, ys, SPLIT_STYLE.get(split, "-."), color=colour, label=_text(label),
+                xs, ys, style, color=colour, label=_text(label),
                 marker="o" if len(xs) <= 30 else None, markersize=3.5, linewidth=1.6,
             )  # fmt: skip
             lines += 1

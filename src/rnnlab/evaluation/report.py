@@ -32,7 +32,7 @@ __all__ = ["ReportError", "RunData", "load_run", "render_report", "report_main"]
 ASSETS = "report_files"
 CURVE_FIRST = ("loss", "accuracy")
 LOG_METRICS = ("lr", "grad_norm")
-TABLE_SKIP = ("lr", "seconds")  # settings and timings, not results
+TABLE_SKIP = ("lr", "seconds", "grad_norm")  # settings and diagnostics, not results
 IMAGE_SECTIONS = (
     ("gates", "Gate activations"),
     ("samples", "Samples and reconstructions"),

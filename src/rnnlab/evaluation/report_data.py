@@ -108,7 +108,8 @@ class RunData:
                 for k, v in value.items():
                     walk(v, f"{key}.{k}" if key else str(k))
             else:
-                flat[key or "(config)"] = value if isinstance(value, str) else json.dumps(value)
+                text = value if isinstance(value, str) and value else json.dumps(value)
+                flat[key or "(config)"] = text
 
         walk(self.config, "")
         if self.argv is not None:
@@ -160,14 +161,17 @@ def _read_metrics(run: RunData) -> None:
     if bad:
         run.warnings.append(f"metrics.jsonl: skipped {len(bad)} line(s) that are not JSON "
                             f"objects (first: line {bad[0]})")  # fmt: skip
-    for key in ("epoch", "step"):
-        if run.records and all(_number(r.get(key)) is not None for r in run.records):
-            run.xlabel = key
-            break
-    else:
-        run.xlabel = "record"
+    # x: the epoch if most records carry one (a final test record often has none and sits at
+    # the last epoch seen), else the step, else the record number
+    run.xlabel = next(
+        (k for k in ("epoch", "step")
+         if 2 * sum(_number(r.get(k)) is not None for r in run.records) >= len(run.records)),
+        "record",
+    )  # fmt: skip
+    x = 0.0
     for i, record in enumerate(run.records, 1):
-        x = _number(record.get(run.xlabel)) if run.xlabel != "record" else float(i)
+        here = float(i) if run.xlabel == "record" else _number(record.get(run.xlabel))
+        x = x if here is None else here
         split = record.get("split")
         for key, value in record.items():
             y = _number(value)
