@@ -331,7 +331,9 @@ class LinearAutoencoder(AutoencoderBase):
     directions, with λ = 0 only the span is determined.
     """
 
-    def __init__(self, input_size: int, latent_size: int, weight_decay: float = 0.0, bias=True):
+    def __init__(
+        self, input_size: int, latent_size: int, weight_decay: float = 0.0, bias: bool = True
+    ):
         super().__init__("mse", None)
         if not 1 <= latent_size <= input_size:
             raise ValueError(f"`latent_size` must be in [1, {input_size}]; got {latent_size}")
@@ -352,11 +354,13 @@ class LinearAutoencoder(AutoencoderBase):
     def decode_logits(self, z: Tensor) -> Tensor:
         return self.decoder(z)
 
-    def penalties(self, x_in: Tensor, z: Tensor) -> dict[str, Tensor]:
-        if self.weight_decay == 0:
-            return {}
+    def weight_penalty(self) -> Tensor:
+        """λ(‖W1‖² + ‖W2‖²), the L2 term of Kunin et al. 2019 (biases not penalised)."""
         sq = self.encoder.weight.pow(2).sum() + self.decoder.weight.pow(2).sum()
-        return {"weight_decay": self.weight_decay * sq}
+        return self.weight_decay * sq
+
+    def penalties(self, x_in: Tensor, z: Tensor) -> dict[str, Tensor]:
+        return {"weight_decay": self.weight_penalty()} if self.weight_decay > 0 else {}
 
 
 class ConvAutoencoder(AutoencoderBase):
