@@ -115,6 +115,15 @@ def test_loop_record_form_and_missing_pieces(tmp_path):
     assert all((page.parent / s).is_file() for s in _links(page).srcs)
 
 
+def test_per_step_records_use_the_step_axis(tmp_path):
+    run = tmp_path / "steps"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    lines = [{"epoch": 1, "step": s, "split": "train", "loss": 1 / s} for s in (1, 2, 3)]
+    (run / "metrics.jsonl").write_text("\n".join(map(json.dumps, lines)))
+    assert load_run(run).xlabel == "step"
+
+
 def test_two_runs_side_by_side(tmp_path):
     a, b = make_fake_run(tmp_path / "runs" / "lstm"), make_fake_run(tmp_path / "runs" / "gru", 1)
     page = render_report([a, b], title="LSTM vs GRU")

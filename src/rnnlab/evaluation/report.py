@@ -238,11 +238,11 @@ def _curves_section(page: _Page, plots: Path) -> None:
     page.section("curves", "Training curves")
     xlabel = " / ".join(dict.fromkeys(r.xlabel for r in page.runs))
     figures = []
-    for metric in metrics:
+    for i, metric in enumerate(metrics):
         curves = {r.name: r.series[metric] for r in page.runs if metric in r.series}
         values = [y for s in curves.values() for pts in s.values() for _, y in pts if y == y]
         log_y = metric in LOG_METRICS and bool(values) and min(values) > 0
-        path = plot_curves(curves, metric, plots / f"curve-{_slug(metric)}.png",
+        path = plot_curves(curves, metric, plots / f"curve-{i}-{_slug(metric)}.png",
                            xlabel=xlabel, log_y=log_y)  # fmt: skip
         rel = path.relative_to(page.out).as_posix()
         figures.append(page.figure(rel, metric, caption=False))
@@ -266,12 +266,12 @@ def _analysis_sections(page: _Page, plots: Path) -> None:
     if any(r.confusion for r in runs):
         page.section("confusion", "Confusion matrix")
         items = []
-        for r in runs:
+        for i, r in enumerate(runs):
             if r.confusion is None:
                 items.append(f'<div class="missing">{_e(r.name)}: no confusion.json</div>')
                 continue
             labels, matrix = r.confusion
-            path = plot_confusion(labels, matrix, plots / f"confusion-{_slug(r.name)}.png",
+            path = plot_confusion(labels, matrix, plots / f"confusion-{i}-{_slug(r.name)}.png",
                                   title=r.name)  # fmt: skip
             rel = path.relative_to(page.out).as_posix()
             items.append(page.figure(rel, f"{r.name}: confusion matrix (rows: true class)"))
@@ -302,15 +302,21 @@ def _image_sections(page: _Page) -> None:
             continue
         page.section(f"img-{category}", title)
         figures = []
-        for key in keys:
+        for k, key in enumerate(keys):
             row = []
-            for r in page.runs:
+            for i, r in enumerate(page.runs):
                 rel_src = found[r.name].get(key)
                 if rel_src is None:
                     row.append(f'<div class="missing">{_e(r.name)}: not in this run</div>')
                     continue
-                dest = assets / _slug(r.name) / _slug("__".join(rel_src.parts))
-                atomic_write_bytes(dest, (r.path / rel_src).read_bytes())
+                name = f"{category}-{k}-{_slug('__'.join(rel_src.with_suffix('').parts))}.png"
+                dest = assets / f"{i}-{_slug(r.name)}" / name
+                try:
+                    atomic_write_bytes(dest, (r.path / rel_src).read_bytes())
+                except OSError as err:  # unreadable since it was found
+                    r.warnings.append(f"{rel_src.as_posix()}: not copied ({err})")
+                    row.append(f'<div class="missing">{_e(r.name)}: unreadable</div>')
+                    continue
                 rel = dest.relative_to(page.out).as_posix()
                 caption = key if len(page.runs) == 1 else f"{r.name}: {key}"
                 row.append(page.figure(rel, caption, r.image_sizes.get(rel_src)))

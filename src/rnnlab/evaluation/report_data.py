@@ -137,6 +137,18 @@ def _read_json(run: RunData, name: str) -> Any:
         return None
 
 
+def _x_key(records: list[dict[str, Any]]) -> str:
+    """The x axis: ``epoch`` if most records carry one (a final test record often has none;
+    it is drawn at the last x seen) and no split logs one epoch twice (per-step records), else
+    ``step`` on the same terms, else ``record`` (the line number)."""
+    for key in ("epoch", "step"):
+        values = [(str(r.get("split")), _number(r.get(key))) for r in records]
+        present = [v for v in values if v[1] is not None]
+        if present and 2 * len(present) >= len(records) and len(set(present)) == len(present):
+            return key
+    return "record"
+
+
 def _read_metrics(run: RunData) -> None:
     path = run.path / "metrics.jsonl"
     if not path.is_file():
@@ -161,13 +173,7 @@ def _read_metrics(run: RunData) -> None:
     if bad:
         run.warnings.append(f"metrics.jsonl: skipped {len(bad)} line(s) that are not JSON "
                             f"objects (first: line {bad[0]})")  # fmt: skip
-    # x: the epoch if most records carry one (a final test record often has none and sits at
-    # the last epoch seen), else the step, else the record number
-    run.xlabel = next(
-        (k for k in ("epoch", "step")
-         if 2 * sum(_number(r.get(k)) is not None for r in run.records) >= len(run.records)),
-        "record",
-    )  # fmt: skip
+    run.xlabel = _x_key(run.records)
     x = 0.0
     for i, record in enumerate(run.records, 1):
         here = float(i) if run.xlabel == "record" else _number(record.get(run.xlabel))
