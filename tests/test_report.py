@@ -28,7 +28,8 @@ def make_fake_run(path: Path, variant: int = 0, config: dict | None = None) -> P
     records = []
     for epoch, val_loss in zip((1, 2, 3), (1.0, 0.6, 0.7 + 0.1 * variant), strict=True):
         base = {"epoch": epoch, "step": 10 * epoch}
-        records.append(base | {"split": "train", "loss": 1.2 / epoch, "accuracy": 0.5 + 0.1 * epoch,
+        records.append(base | {"split": "train", "loss": 1.2 / epoch + 0.1 * variant,
+                               "accuracy": 0.5 + (0.1 - 0.02 * variant) * epoch,
                                "lr": 0.01 / epoch})  # fmt: skip
         records.append(base | {"split": "val", "loss": val_loss, "accuracy": 0.45 + 0.12 * epoch})
     records.append({"epoch": 3, "step": 30, "split": "test", "loss": 0.65, "accuracy": 0.8})
