@@ -4,7 +4,8 @@
 ``config.json`` is required; everything else is optional and read defensively):
 ``metrics.jsonl`` (``{"split": "val", "loss": ..}`` records or the loop's ``val_loss`` form),
 ``summary.txt``, ``confusion.json``, ``robustness.json``, ``gradients.json`` and every PNG
-(``samples/``, ``gates.png``, ``gates/``, others). It draws curves and heatmaps
+(``samples/``, ``gates.png``, ``gates/``, others), via :mod:`rnnlab.evaluation.report_data`.
+It draws curves and heatmaps
 (:mod:`rnnlab.evaluation.plots`), copies the PNGs beside the page under ``report_files/`` and
 links them relatively: no server, no external CSS, JS or fonts. Several runs are shown side
 by side (one column per run). Everything read from disk is HTML-escaped; files that cannot
