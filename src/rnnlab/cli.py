@@ -41,7 +41,13 @@ def _parser() -> _Parser:
     common.add_argument("--dry-run", action="store_true", default=argparse.SUPPRESS)
     common.add_argument("--resume", metavar="RUN", default=argparse.SUPPRESS)
     common.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS)
-    parser = _Parser(prog="rnnlab", description=__doc__.split("\n")[0], parents=[common])
+    parser = _Parser(
+        prog="rnnlab",
+        description="Train, evaluate and inspect the chapter's recurrent models.",
+        epilog=__doc__.split("\n\n", 1)[1].replace("``", "`"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
     p = verbs.add_parser("train", parents=[common], help="train a preset")
     p.add_argument("preset", nargs="?")
