@@ -107,7 +107,9 @@ def evaluate(model: nn.Module, eval_step: Callable, batches, device="cpu") -> di
     keys = sorted(sums)
     if _distributed():
         total = torch.tensor([sums[k] for k in keys] + [count], dtype=torch.float64)
-        dist.all_reduce(total.to(device) if dist.get_backend() == "nccl" else total)
+        if dist.get_backend() == "nccl":  # nccl reduces device tensors only
+            total = total.to(device)
+        dist.all_reduce(total)
         *values, count = total.tolist()
         sums = dict(zip(keys, values, strict=True))
     return {k: sums[k] / max(count, 1) for k in keys}
