@@ -44,8 +44,10 @@ def _activation(name: str | None, arg: str):
 class AutoencoderBase(nn.Module):
     """Shared interface. Subclasses define ``encode`` and ``decode_logits`` (pre-activation).
 
-    ``reconstruction="mse"`` uses ``output_activation`` (default identity); ``"bce"`` needs a
-    sigmoid output and computes the loss stably from the logits.
+    ``reconstruction="mse"``: :math:`\frac1n \sum (\hat x - x)^2` with ``output_activation``
+    (default identity). ``"bce"``: :math:`-\frac1n \sum [x \log \hat x + (1-x)\log(1-\hat x)]`
+    with :math:`\hat x = \sigma(\text{logits})`, computed stably from the logits. ``n`` counts
+    the elements of the batch; ``loss`` returns ``reconstruction + Σ penalties``.
     """
 
     def __init__(self, reconstruction: str = "mse", output_activation: str | None = None):
