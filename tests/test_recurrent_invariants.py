@@ -256,3 +256,16 @@ def test_bad_input_names_the_argument(call, err, match):
 def test_bad_construction_names_the_argument(build, match):
     with pytest.raises(ValueError, match=match):
         build()
+
+
+def test_stacked_with_bidirectional_top_reads_backward_half_at_step_zero():
+    torch.manual_seed(0)
+    model = stacked("gru", I, H, 2, bidirectional=True)  # top returns one vector per sequence
+    lengths = torch.tensor([6, 3, 4])
+    x = torch.randn(B, T, I)
+    seq, _ = model.run(x, lengths)  # (B, T, 2H), input order
+    out = model(x, lengths)
+    torch.testing.assert_close(out[:, H:], seq[:, 0, H:])  # backward half: step 0
+    torch.testing.assert_close(out[:, :H], seq[torch.arange(B), lengths - 1, :H])
+    out.sum().backward()
+    assert model.layers[-1].backward_layer.cell.weight_hh.grad.abs().sum() > 0

@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .bidirectional import Bidirectional
-from .masking import check_lengths, last_valid
 from .recurrent import GRU, LSTM, RNN, SimpleRNN
 
 KINDS = {"simple_rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
@@ -72,19 +71,33 @@ class Stacked(nn.Module):
                 f"`initial_state` must be a list of {len(self.layers)} states (one per layer), "
                 f"got {len(initial_state)}."
             )
+        init = [None] * len(self.layers) if initial_state is None else initial_state
+        *inner, top = self.layers
+        x, states = self.run_layers(inner, x, lengths, init)
+        x, state = top.run(x, lengths, init[-1])
+        return x, [*states, state]
+
+    def run_layers(self, layers, x: Tensor, lengths, init):
+        """Run ``layers`` (all but the top), with dropout after each, in training mode."""
         states = []
-        for i, layer in enumerate(self.layers):
-            x, state = layer.run(x, lengths, None if initial_state is None else initial_state[i])
+        for layer, state in zip(layers, init, strict=False):
+            x, state = layer.run(x, lengths, state)
             states.append(state)
-            if i < len(self.layers) - 1 and self.training and self.dropout > 0:
+            if self.training and self.dropout > 0:
                 x = F.dropout(x, self.dropout, training=True)
         return x, states
 
     def forward(self, x: Tensor, lengths: Tensor | None = None, initial_state=None):
-        outputs, states = self.run(x, lengths, initial_state)
-        if not self.return_sequences:
-            outputs = last_valid(outputs, check_lengths(lengths, x.size(0), x.size(1), x.device))
-        return (outputs, states) if self.return_state else outputs
+        # The top layer formats its own output: a Bidirectional top layer's "last" output
+        # is the forward half at each length - 1 and the backward half at step 0.
+        *inner, top = self.layers
+        init = [None] * len(self.layers) if initial_state is None else initial_state
+        x, states = self.run_layers(inner, x, lengths, init)
+        result = top(x, lengths, init[-1])
+        if not self.return_state:
+            return result
+        out, state = result
+        return out, [*states, state]
 
 
 def stacked(

@@ -83,7 +83,10 @@ def summary(
     out.append(f"{'Layer (type)':<{w1}}{'Output Shape':<{w2}}Param #")
     out.append(dline)
     for k, r in enumerate(rows):
-        out.append(f"{r['label']:<{w1}}{r['shape']:<{w2}}{r['params']:<{w3}}".rstrip())
+        # a label longer than its column keeps one space before the next (Keras 2 does not)
+        label = r["label"].ljust(w1) if len(r["label"]) < w1 else r["label"] + " "
+        shape = r["shape"].ljust(w2) if len(r["shape"]) < w2 else r["shape"] + " "
+        out.append(f"{label}{shape}{r['params']}")
         out.append(dline if k == len(rows) - 1 else line)
     out += [
         f"Total params: {total:,}",
