@@ -12,13 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnlab.layers import GRU, LSTM, Bidirectional, Dense, SimpleRNN, Stacked
 
 __all__ = ["RECURRENT_KINDS", "CNNClassifier", "MLPClassifier", "SequenceClassifier",
-           "SequenceRegressor", "StackedRNN", "recurrent_layers"]  # fmt: skip
+           "SequenceRegressor", "recurrent_layers"]  # fmt: skip
 
 RECURRENT_KINDS = {"simple_rnn": SimpleRNN, "lstm": LSTM, "gru": GRU, "bilstm": LSTM}
 
@@ -59,25 +58,7 @@ def recurrent_layers(
         layer = Bidirectional(layer) if bidirectional else layer
         layers.append(layer)
         size = layer.output_size
-    return layers[0] if num_layers == 1 else StackedRNN(*layers, dropout=layer_dropout)
-
-
-class StackedRNN(Stacked):
-    """:class:`rnnlab.layers.Stacked` whose top layer, when it returns one vector per
-    sequence, runs its own ``forward``: a Bidirectional top then gives the backward half's
-    last *processed* step (input position 0, its whole-sequence summary), as Keras and
-    torch's ``h_n`` do. (``Stacked.forward`` takes position T-1 of the merged sequence,
-    where the backward half has seen one step; reported to the layers' owner.)"""
-
-    def forward(self, x: Tensor, lengths: Tensor | None = None, initial_state=None):
-        if self.return_sequences or self.return_state or initial_state is not None:
-            return super().forward(x, lengths, initial_state)
-        *inner, top = self.layers
-        for layer in inner:
-            x, _ = layer.run(x, lengths)
-            if self.training and self.dropout > 0:
-                x = F.dropout(x, self.dropout, training=True)
-        return top(x, lengths)
+    return layers[0] if num_layers == 1 else Stacked(*layers, dropout=layer_dropout)
 
 
 class SequenceClassifier(nn.Module):
