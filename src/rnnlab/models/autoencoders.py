@@ -42,7 +42,7 @@ def _activation(name: str | None, arg: str):
 
 
 class AutoencoderBase(nn.Module):
-    """Shared interface. Subclasses define ``encode`` and ``decode_logits`` (pre-activation).
+    r"""Shared interface. Subclasses define ``encode`` and ``decode_logits`` (pre-activation).
 
     ``reconstruction="mse"``: :math:`\frac1n \sum (\hat x - x)^2` with ``output_activation``
     (default identity). ``"bce"``: :math:`-\frac1n \sum [x \log \hat x + (1-x)\log(1-\hat x)]`
