@@ -28,8 +28,8 @@ except ModuleNotFoundError:  # Python 3.10: the same parser, as a package
 
 __all__ = [
     "CHOICES", "Config", "ConfigError", "DataConfig", "ModelConfig", "RunConfig", "TrainConfig",
-    "apply_overrides", "config_from_dict", "config_to_dict", "copy_config", "list_presets",
-    "load_preset",
+    "apply_overrides", "check_config", "config_from_dict", "config_to_dict", "copy_config",
+    "list_presets", "load_preset",
 ]  # fmt: skip
 
 
@@ -53,8 +53,13 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    family: str = "classify"  # classify (images/sequences) | regress | tbptt (adding problem)
-    kind: str = "lstm"  # simple_rnn | lstm | gru | bilstm | cnn | mlp
+    # classify (images/sequences) | regress | tbptt (adding problem) | autoencode | vae | gan
+    # | vaegan (rnnlab.training.families lists each family's kinds)
+    family: str = "classify"
+    # classify: simple_rnn | lstm | gru | bilstm | cnn | mlp; autoencode: basic | deep | stacked
+    # | denoising | contractive | sparse | linear | conv | lstm; vae: mlp | conv; gan: mlp |
+    # dcgan; vaegan: dcgan
+    kind: str = "lstm"
     hidden_size: int = 128
     num_layers: int = 1
     bidirectional: bool = False  # kind="bilstm" implies it
@@ -64,6 +69,20 @@ class ModelConfig:
     head_dropout: float = 0.0  # before the output Dense
     activation: str = "tanh"  # SimpleRNN / candidate activation
     implementation: str = "auto"  # auto (fused kernels when possible) | fused | explicit
+    # generative families (autoencode / vae / gan / vaegan)
+    latent_dim: int = 16  # AE code size, VAE latent, GAN noise z
+    base_channels: int = 32  # conv AE (c, 2c), ConvVAE, DCGAN and VAE-GAN widths
+    reconstruction: str = "mse"  # autoencode: mse | bce
+    likelihood: str = "bernoulli"  # vae: bernoulli | gaussian (learned log-scale)
+    noise: str = "gaussian"  # denoising AE corruption: gaussian | masking
+    noise_level: float = 0.1  # denoising AE: sigma (gaussian) or drop probability (masking)
+    contraction: float = 0.1  # contractive AE: lambda on ||J_f(x)||_F^2
+    sparsity: str = "kl"  # sparse AE: kl | l1
+    sparsity_weight: float = 1e-3  # sparse AE: beta
+    sparsity_target: float = 0.05  # sparse AE (kl): rho
+    conditional: bool = False  # gan: condition G and D on the class (Mirza & Osindero 2014)
+    minibatch_kernels: int = 0  # gan: minibatch discrimination kernels (Salimans et al.); 0 = off
+    minibatch_dim: int = 5  # gan: minibatch discrimination kernel dimension
 
 
 @dataclass
@@ -72,6 +91,9 @@ class TrainConfig:
     optimizer: str = "adam"
     lr: float = 1e-3
     momentum: float = 0.0  # sgd / rmsprop
+    nesterov: bool = False  # sgd: Nesterov momentum (needs momentum > 0)
+    beta1: float | None = None  # adam / adamw: None = 0.9 (0.5 for gan / vaegan, Radford et al.)
+    beta2: float = 0.999  # adam / adamw
     weight_decay: float = 0.0
     schedule: str = "none"  # none | step | cosine | onecycle | plateau
     step_size: int = 10  # schedule="step": epochs between decays
@@ -85,6 +107,29 @@ class TrainConfig:
     tbptt_k: int = 50  # family="tbptt": steps per truncated chunk
     max_steps: int = 0  # stop each epoch after this many batches (0 = all); --dry-run uses it
     eval_batch_size: int = 1000
+    # Keras-style regularizers (classify / regress; rnnlab.layers.regularizers)
+    kernel_l1: float = 0.0  # input weights
+    kernel_l2: float = 0.0
+    recurrent_l1: float = 0.0  # recurrent weights
+    recurrent_l2: float = 0.0
+    bias_l1: float = 0.0
+    bias_l2: float = 0.0
+    max_norm: float | None = None  # max-norm constraint after each optimizer step
+    # adversarial training (classify): none | fgsm (Goodfellow et al. 2014) | pgd (Madry et
+    # al. 2018) | fast (FGSM with random start, Wong et al. 2020)
+    adversarial: str = "none"
+    adv_eps: float = 0.3
+    adv_alpha: float | None = None  # step; None = 2.5 eps / steps (pgd), 1.25 eps (fast)
+    adv_steps: int = 10  # pgd
+    adv_mix: float | None = None  # weight of the clean loss; None = 0.5 (fgsm), 0 (pgd, fast)
+    # generative families
+    beta: float = 1.0  # vae: weight of the KL term (Higgins et al. 2017)
+    iw_k: int = 0  # vae: importance samples of the test NLL after training (0 = off)
+    gan_loss: str = "non_saturating"  # gan / vaegan generator loss: non_saturating | minimax
+    label_smoothing: float = 0.0  # gan: real target 1 - label_smoothing (Salimans et al.)
+    vaegan_gamma: float = 1e-2  # vaegan: weight of the feature reconstruction in G's loss
+    samples: int = 64  # images in each epoch's sample grid (generative families)
+    pretrain_epochs: int = 1  # stacked autoencoder: greedy epochs per layer before fine-tuning
 
 
 @dataclass
@@ -107,15 +152,49 @@ SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "run
 CHOICES: dict[str, tuple[str, ...]] = {
     "data.dataset": ("digits", "mnist", "fashion-mnist", "kmnist", "adding"),
     "data.view": ("rows", "pixels", "permuted"),
-    "model.family": ("classify", "regress", "tbptt"),
-    "model.kind": ("simple_rnn", "lstm", "gru", "bilstm", "cnn", "mlp"),
+    "model.family": ("classify", "regress", "tbptt", "autoencode", "vae", "gan", "vaegan"),
+    "model.kind": (
+        "simple_rnn",
+        "lstm",
+        "gru",
+        "bilstm",
+        "cnn",
+        "mlp",
+        "basic",
+        "deep",
+        "stacked",
+        "denoising",
+        "contractive",
+        "sparse",
+        "linear",
+        "conv",
+        "dcgan",
+    ),
+    "model.reconstruction": ("mse", "bce"),
+    "model.likelihood": ("bernoulli", "gaussian"),
+    "model.noise": ("gaussian", "masking"),
+    "model.sparsity": ("kl", "l1"),
     "model.activation": ("tanh", "relu", "sigmoid", "hard_sigmoid", "softsign", "linear"),
     "model.implementation": ("auto", "fused", "explicit"),
     "train.optimizer": ("sgd", "adam", "rmsprop", "adagrad", "adamw"),
     "train.schedule": ("none", "step", "cosine", "onecycle", "plateau"),
     "train.device": ("auto", "cpu", "cuda"),
+    "train.adversarial": ("none", "fgsm", "pgd", "fast"),
+    "train.gan_loss": ("non_saturating", "minimax"),
 }
-_POSITIVE = {"data.batch_size", "train.epochs", "model.hidden_size", "model.num_layers"}
+_POSITIVE = {
+    "data.batch_size", "train.epochs", "model.hidden_size", "model.num_layers",
+    "model.latent_dim", "model.base_channels", "model.minibatch_dim", "train.adv_steps",
+    "train.samples", "train.step_size",
+}  # fmt: skip
+_NON_NEGATIVE = {
+    "train.weight_decay", "train.kernel_l1", "train.kernel_l2", "train.recurrent_l1",
+    "train.recurrent_l2", "train.bias_l1", "train.bias_l2", "train.adv_eps", "train.iw_k",
+    "model.noise_level", "model.contraction", "model.sparsity_weight", "train.beta",
+    "model.minibatch_kernels", "train.vaegan_gamma", "train.patience", "train.max_steps",
+    "train.pretrain_epochs",
+}  # fmt: skip
+_UNIT = {"train.momentum", "train.beta1", "train.beta2", "train.label_smoothing"}  # [0, 1)
 _RATES = {"model.dropout", "model.recurrent_dropout", "model.layer_dropout", "model.head_dropout"}
 
 
@@ -181,9 +260,51 @@ def _validate(key: str, value: Any) -> Any:
         raise ConfigError(f"`{key}` must be in [0, 1), got {value!r}")
     if key == "train.lr" and not value > 0:
         raise ConfigError(f"`{key}` must be positive, got {value!r}")
-    if key in ("train.clip_norm", "train.clip_value") and value is not None and not value > 0:
+    positive_or_none = ("train.clip_norm", "train.clip_value", "train.max_norm", "train.adv_alpha")
+    if key in positive_or_none and value is not None and not value > 0:
         raise ConfigError(f"`{key}` must be positive or none, got {value!r}")
+    if key in _NON_NEGATIVE and not value >= 0:
+        raise ConfigError(f"`{key}` must be >= 0, got {value!r}")
+    if key in _UNIT and value is not None and not 0.0 <= value < 1.0:
+        raise ConfigError(f"`{key}` must be in [0, 1), got {value!r}")
+    if key in ("train.gamma", "model.sparsity_target") and not 0.0 < value <= 1.0:
+        raise ConfigError(f"`{key}` must be in (0, 1], got {value!r}")
+    if key == "train.adv_mix" and value is not None and not 0.0 <= value <= 1.0:
+        raise ConfigError(f"`{key}` must be in [0, 1] or none, got {value!r}")
     return value
+
+
+_MOMENTUM = ("sgd", "rmsprop")
+_BETAS = ("adam", "adamw")
+
+
+def check_config(cfg: Config) -> Config:
+    """Checks that span several keys (each single value is checked as it is set)."""
+    t = cfg.train
+    if t.nesterov and (t.optimizer != "sgd" or not t.momentum > 0):
+        raise ConfigError(
+            f"`train.nesterov` needs optimizer=sgd with `train.momentum` > 0, got "
+            f"optimizer={t.optimizer!r}, momentum={t.momentum!r}"
+        )
+    if t.momentum and t.optimizer not in _MOMENTUM:
+        raise ConfigError(
+            f"`train.momentum` applies to {' and '.join(_MOMENTUM)} only; optimizer "
+            f"{t.optimizer!r} got momentum={t.momentum!r} (set it to 0)"
+        )
+    if t.beta1 is not None and t.optimizer not in _BETAS:
+        raise ConfigError(
+            f"`train.beta1` applies to {' and '.join(_BETAS)} only; got optimizer {t.optimizer!r}"
+        )
+    if cfg.model.family in ("gan", "vaegan") and (t.patience or t.schedule == "plateau"):
+        raise ConfigError(
+            f"family {cfg.model.family!r} has no single loss to monitor: `train.patience` must be "
+            f"0 and `train.schedule` not plateau, got {t.patience!r} and {t.schedule!r}"
+        )
+    if t.adversarial != "none" and cfg.model.family != "classify":
+        raise ConfigError(
+            f"`train.adversarial` needs model.family=classify, got {cfg.model.family!r}"
+        )
+    return cfg
 
 
 def _set(cfg: Config, key: str, raw: Any, keys: dict[str, type]) -> None:
@@ -205,7 +326,7 @@ def config_from_dict(data: dict, base: Config | None = None) -> Config:
         for name, raw in values.items():
             key = _resolve_key(f"{section}.{name}", keys)
             _set(cfg, key, raw, keys)
-    return cfg
+    return check_config(cfg)
 
 
 def copy_config(cfg: Config) -> Config:
@@ -227,7 +348,7 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
             raise ConfigError(f"override {item!r} must look like --section.key=value")
         name, raw = text.split("=", 1)
         _set(cfg, _resolve_key(name.replace("-", "_"), keys), raw, keys)
-    return cfg
+    return check_config(cfg)
 
 
 def _preset_files() -> dict[str, Any]:

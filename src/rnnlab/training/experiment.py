@@ -10,6 +10,7 @@ import functools
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -24,13 +25,21 @@ from rnnlab.models.classifiers import (
 )
 from rnnlab.utils import count_parameters, seed_everything
 
-from . import distributed, steps
+from . import distributed, families, steps
+from .adversarial import adversarial_step
 from .checkpoint import RunDir, export_safetensors, load_checkpoint
 from .config import Config, ConfigError, config_from_dict, config_to_dict
-from .loop import Batches, TrainingStopped, evaluate, fit, resume
+from .loop import Batches, FitState, TrainingStopped, evaluate, fit, resume
+from .optim import build_optimizer, build_schedule
+from .regularize import regularizers
+from .samples import SampleWriter, importance_weighted_test_nll
 
-__all__ = ["DataError", "Data", "build_data", "build_model", "evaluate_run", "load_run", "train"]
+__all__ = [
+    "DataError", "Data", "build_data", "build_model", "build_schedule", "evaluate_run",
+    "load_run", "train",
+]  # fmt: skip
 
+CLASSIFY_KINDS = ("simple_rnn", "lstm", "gru", "bilstm", "cnn", "mlp")
 ADDING_SEEDS = {"train": 1, "test": 2}  # fixed: every adding-problem run sees the same data
 
 
@@ -48,6 +57,8 @@ class Data:
 
 
 def _model_input(cfg: Config, images: Tensor) -> Tensor:
+    if cfg.model.family in families.FAMILIES:
+        return families.model_input(cfg, images)
     if cfg.model.kind in ("cnn", "mlp"):
         return images
     return images_to_sequences(images, cfg.data.view, cfg.data.permute_seed)
@@ -59,7 +70,7 @@ def build_data(cfg: Config, *, dry_run: bool = False) -> Data:
     if regression != (d.dataset == "adding"):
         raise DataError(
             f"`model.family` {cfg.model.family!r} does not fit `data.dataset` {d.dataset!r}: "
-            "regress/tbptt need dataset=adding, classify needs an image dataset"
+            "regress/tbptt need dataset=adding, the other families an image dataset"
         )
     if regression:
         n_train, n_test = (64, 32) if dry_run else (d.n_train, d.n_test)
@@ -94,6 +105,13 @@ def build_data(cfg: Config, *, dry_run: bool = False) -> Data:
 def build_model(cfg: Config, example: Tensor, num_classes: int) -> nn.Module:
     """The model ``cfg.model`` describes, sized from one example input (no batch dim)."""
     m = cfg.model
+    if m.family in families.FAMILIES:
+        return families.build_model(cfg, example, num_classes)
+    if m.kind not in CLASSIFY_KINDS:
+        raise ConfigError(
+            f"`model.kind` for family {m.family!r} must be one of {', '.join(CLASSIFY_KINDS)}, "
+            f"got {m.kind!r}"
+        )
     rnn_kwargs = {
         "num_layers": m.num_layers, "bidirectional": m.bidirectional, "dropout": m.dropout,
         "recurrent_dropout": m.recurrent_dropout, "layer_dropout": m.layer_dropout,
@@ -118,40 +136,23 @@ def build_model(cfg: Config, example: Tensor, num_classes: int) -> nn.Module:
     )  # fmt: skip
 
 
-OPTIMIZERS = {
-    "sgd": lambda p, t: torch.optim.SGD(p, t.lr, momentum=t.momentum, weight_decay=t.weight_decay),
-    "adam": lambda p, t: torch.optim.Adam(p, t.lr, weight_decay=t.weight_decay),
-    "adamw": lambda p, t: torch.optim.AdamW(p, t.lr, weight_decay=t.weight_decay),
-    "rmsprop": lambda p, t: torch.optim.RMSprop(
-        p, t.lr, momentum=t.momentum, weight_decay=t.weight_decay
-    ),
-    "adagrad": lambda p, t: torch.optim.Adagrad(p, t.lr, weight_decay=t.weight_decay),
-}
-
-
-def build_schedule(cfg: Config, optimizer, steps_per_epoch: int):
-    """``(scheduler or None, interval)`` for ``cfg.train.schedule``."""
-    t, total = cfg.train, cfg.train.epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler
-    if t.schedule == "step":
-        return sched.StepLR(optimizer, t.step_size, t.gamma), "epoch"
-    if t.schedule == "cosine":
-        return sched.CosineAnnealingLR(optimizer, T_max=max(total, 1)), "step"
-    if t.schedule == "onecycle":
-        return sched.OneCycleLR(optimizer, max_lr=t.lr, total_steps=max(total, 1)), "step"
-    if t.schedule == "plateau":
-        return sched.ReduceLROnPlateau(optimizer, factor=t.gamma, patience=1), "plateau"
-    return None, "epoch"
-
-
 def _steps_for(cfg: Config):
-    clip = {"clip_norm": cfg.train.clip_norm, "clip_value": cfg.train.clip_value}
-    family = cfg.model.family
-    if family == "classify":
-        return functools.partial(steps.classify_step, **clip), steps.classify_eval
+    """``(train_step, eval_step)`` of ``cfg``'s family, options bound."""
+    t, family = cfg.train, cfg.model.family
+    if family in families.FAMILIES:
+        return families.steps_for(cfg)
+    penalty, after_step = regularizers(cfg)
+    kw = {"clip_norm": t.clip_norm, "clip_value": t.clip_value}
     if family == "tbptt":
-        return functools.partial(steps.tbptt_step, k=cfg.train.tbptt_k, **clip), steps.regress_eval
-    return functools.partial(steps.regress_step, **clip), steps.regress_eval
+        return functools.partial(steps.tbptt_step, k=t.tbptt_k, **kw), steps.regress_eval
+    kw |= {"penalty": penalty, "after_step": after_step}
+    if family == "regress":
+        return functools.partial(steps.regress_step, **kw), steps.regress_eval
+    if t.adversarial != "none":
+        adv = {"method": t.adversarial, "eps": t.adv_eps, "alpha": t.adv_alpha,
+               "steps": t.adv_steps, "mix": t.adv_mix}  # fmt: skip
+        return functools.partial(adversarial_step, **adv, **kw), steps.classify_eval
+    return functools.partial(steps.classify_step, **kw), steps.classify_eval
 
 
 @contextlib.contextmanager
@@ -175,18 +176,20 @@ def train(
     resume_from: str | os.PathLike | None = None,
     log=print,
     progress: bool = True,
+    on_epoch_end: Callable[[FitState, dict], None] | None = None,
 ) -> dict:
     """Train ``cfg`` and return ``{"run", "epochs", "seconds_per_epoch", test metrics...}``.
 
     ``resume_from`` is a run folder; its last checkpoint is restored (model, optimizer,
     schedule, data order, RNGs) and training continues to ``cfg.train.epochs``.
     ``dry_run`` trains 3 steps per epoch on synthetic data in a temporary folder.
+    ``on_epoch_end(state, record)`` goes to :func:`~rnnlab.training.loop.fit` (tuning hooks).
     """
     t = cfg.train
     rank, world_size, device = distributed.setup(t.device)
     log = log if rank == 0 else (lambda _: None)
-    if world_size > 1 and cfg.model.family == "tbptt":
-        raise DataError("`model.family` tbptt runs in one process; drop torchrun")
+    if world_size > 1 and cfg.model.family not in ("classify", "regress"):
+        raise DataError(f"`model.family` {cfg.model.family} runs in one process; drop torchrun")
     with _determinism(t.deterministic), contextlib.ExitStack() as stack:
         if world_size > 1:
             stack.callback(distributed.cleanup)
@@ -201,7 +204,7 @@ def train(
             split: Batches(*tensors, batch_size=t.eval_batch_size, shuffle=False, **shard)
             for split, tensors in (("val", data.val), ("test", data.test)) if tensors is not None
         }  # fmt: skip
-        optimizer = OPTIMIZERS[t.optimizer](model.parameters(), t)
+        optimizer = build_optimizer(cfg, model, families.optimizer_parts(cfg, model))
         max_steps = 3 if dry_run else t.max_steps
         per_epoch = min(len(train_data), max_steps) if max_steps else len(train_data)
         scheduler, interval = build_schedule(cfg, optimizer, per_epoch)
@@ -217,19 +220,23 @@ def train(
                     f"(it spans the planned steps), got {t.epochs}"
                 )
             state = resume(run.checkpoints / "last.pt", model, optimizer, scheduler, train_data)
-        elif rank == 0:
+        else:
+            _pretrain(cfg, model, data.train[0], dry_run)
+        if rank == 0 and resume_from is None:
             out = stack.enter_context(tempfile.TemporaryDirectory()) if dry_run else None
             name = cfg.run.name or f"{cfg.run.preset or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}"
             run = RunDir.create(out or cfg.run.out_dir, name, config_to_dict(cfg), argv or [])
         where = f"{device}" + (f" x {world_size} processes" if world_size > 1 else "")
         if rank == 0:
             log(f"{cfg.run.preset or 'run'}: {n_params:,} parameters on {where}; {data.source}")
+        hook = _hooks(cfg, data, run, on_epoch_end, model)
         try:
             state = fit(
                 model, optimizer, train_data, train_step=train_step, eval_step=eval_step,
                 val_data=evals.get("val"), epochs=t.epochs, scheduler=scheduler,
                 scheduler_interval=interval, device=device, run=run, patience=t.patience,
                 max_steps=max_steps, state=state, log=log, progress=progress,
+                on_epoch_end=hook,
             )  # fmt: skip
         except TrainingStopped as e:
             if run is not None and run.committed:
@@ -245,11 +252,44 @@ def train(
         result = {"run": str(run.path) if run and not dry_run else None, "epochs": state.epoch,
                   "stopped": state.stopped, "parameters": n_params}  # fmt: skip
         result |= {f"test_{k}": v for k, v in test.items()}
+        if cfg.model.family == "vae" and t.iw_k > 0:
+            k = min(t.iw_k, 8) if dry_run else t.iw_k
+            result["test_iw_nll"] = importance_weighted_test_nll(model, evals["test"], k, device)
         if run is not None and rank == 0:
             result |= _finish(run, model, cfg, result)
         if rank == 0:
             log("  ".join(f"{k} {v:.4f}" for k, v in result.items() if k.startswith("test_")))
         return result
+
+
+def _pretrain(cfg: Config, model: nn.Module, x: Tensor, dry_run: bool) -> None:
+    """Greedy layer-wise pretraining of a stacked autoencoder (Bengio et al. 2007) before the
+    end-to-end epochs; ``train.pretrain_epochs`` per layer."""
+    if cfg.model.family == "autoencode" and cfg.model.kind == "stacked":
+        epochs = min(cfg.train.pretrain_epochs, 1) if dry_run else cfg.train.pretrain_epochs
+        if epochs:
+            x = x[:256] if dry_run else x
+            p = next(model.parameters())
+            model.pretrain(x.to(p.device), epochs, cfg.data.batch_size, cfg.train.lr,
+                           seed=cfg.train.seed)  # fmt: skip
+
+
+def _hooks(cfg: Config, data: Data, run: RunDir | None, user, model: nn.Module):
+    """The per-epoch hook: the generative families' sample grids into the run folder (rank
+    0), then the caller's ``on_epoch_end``."""
+    writer = None
+    if cfg.model.family in families.FAMILIES and run is not None:
+        shape = tuple(DATASETS[cfg.data.dataset].image_shape)
+        writer = SampleWriter(cfg, data.test[0], data.test[1], shape, lambda: run.path)
+    if writer is None:
+        return user
+
+    def hook(state: FitState, record: dict) -> None:
+        writer(model, state.epoch)
+        if user is not None:
+            user(state, record)
+
+    return hook
 
 
 def _finish(run: RunDir, model: nn.Module, cfg: Config, result: dict) -> dict:

@@ -156,6 +156,7 @@ def fit(
     state: FitState | None = None,
     log: Callable[[str], None] | None = print,
     progress: bool = True,
+    on_epoch_end: Callable[[FitState, dict], None] | None = None,
 ) -> FitState:
     """Train ``model`` for ``epochs`` (from ``state.epoch`` when resuming).
 
@@ -167,6 +168,9 @@ def fit(
     epoch short (dry runs). With ``run``, each epoch appends to metrics.jsonl and saves
     checkpoints (only on rank 0). A non-finite loss or gradient raises
     :class:`TrainingStopped` before the optimizer steps; the last checkpoint stays good.
+    ``on_epoch_end(state, record)`` runs after each epoch's evaluation, log and checkpoint
+    (on every rank); what it raises propagates (Optuna's ``TrialPruned`` ends the run there,
+    its checkpoint intact). Setting ``state.stopped`` in it stops training after the epoch.
     """
     state = state or FitState()
     main = not _distributed() or dist.get_rank() == 0
@@ -226,6 +230,8 @@ def fit(
             run.log(record)
             run.save(_checkpoint(model, optimizer, scheduler, train_data, state), best=improved)
         say(_format(record, epochs))
+        if on_epoch_end is not None:
+            on_epoch_end(state, record)
         if state.stopped:
             say(state.stopped)
             break

@@ -19,6 +19,7 @@ the weights stay the last good ones.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -49,12 +50,16 @@ def update(
     *,
     clip_norm: float | None = None,
     clip_value: float | None = None,
+    after_step: Callable[[nn.Module], None] | None = None,
 ) -> float:
-    """zero_grad -> backward -> clip -> finite check -> step. Returns the gradient norm."""
+    """zero_grad -> backward -> clip -> finite check -> step -> ``after_step(model)`` (a
+    constraint such as max-norm). Returns the gradient norm."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     norm = _clip_and_check(loss.item(), model, clip_norm, clip_value)
     optimizer.step()
+    if after_step is not None:
+        after_step(model)
     return norm
 
 
@@ -72,15 +77,29 @@ def classify_step(
     *,
     clip_norm: float | None = None,
     clip_value: float | None = None,
+    penalty: Callable[[nn.Module], Tensor] | None = None,
+    after_step: Callable[[nn.Module], None] | None = None,
 ) -> dict[str, float]:
-    """One cross-entropy step; returns ``{"loss", "accuracy", "grad_norm"}``."""
+    """One cross-entropy step; returns ``{"loss", "accuracy", "grad_norm"}`` (and
+    ``"penalty"``, the regularizer ``penalty(model)`` added to the loss, when given)."""
     x, y, lengths = _unpack(batch)
     model.train()
     logits = model(x, lengths)
     loss = F.cross_entropy(logits, y)
-    norm = update(loss, model, optimizer, clip_norm=clip_norm, clip_value=clip_value)
+    total, extra = _penalized(loss, model, penalty)
+    norm = update(
+        total, model, optimizer, clip_norm=clip_norm, clip_value=clip_value, after_step=after_step
+    )
     accuracy = (logits.detach().argmax(-1) == y).float().mean().item()
-    return {"loss": loss.item(), "accuracy": accuracy, "grad_norm": norm}
+    return {"loss": loss.item(), "accuracy": accuracy, "grad_norm": norm, **extra}
+
+
+def _penalized(loss: Tensor, model: nn.Module, penalty) -> tuple[Tensor, dict[str, float]]:
+    """``loss + penalty(model)`` and the penalty's value as a metric (nothing without one)."""
+    if penalty is None:
+        return loss, {}
+    p = penalty(model)
+    return loss + p, {"penalty": float(p.detach())}
 
 
 @torch.no_grad()
@@ -102,13 +121,18 @@ def regress_step(
     *,
     clip_norm: float | None = None,
     clip_value: float | None = None,
+    penalty: Callable[[nn.Module], Tensor] | None = None,
+    after_step: Callable[[nn.Module], None] | None = None,
 ) -> dict[str, float]:
-    """One full-BPTT MSE step; returns ``{"loss", "grad_norm"}``."""
+    """One full-BPTT MSE step (+ ``penalty(model)``); returns ``{"loss", "grad_norm"}``."""
     x, y, lengths = _unpack(batch)
     model.train()
     loss = F.mse_loss(model(x, lengths), y)
-    norm = update(loss, model, optimizer, clip_norm=clip_norm, clip_value=clip_value)
-    return {"loss": loss.item(), "grad_norm": norm}
+    total, extra = _penalized(loss, model, penalty)
+    norm = update(
+        total, model, optimizer, clip_norm=clip_norm, clip_value=clip_value, after_step=after_step
+    )
+    return {"loss": loss.item(), "grad_norm": norm, **extra}
 
 
 @torch.no_grad()

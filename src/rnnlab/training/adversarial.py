@@ -1,0 +1,96 @@
+"""Adversarial training: the classify family's step on adversarial examples.
+
+- ``fgsm``: Goodfellow, Shlens & Szegedy 2014, eq. 6: the mixed objective
+  ``mix * L(x) + (1 - mix) * L(x + eps * sign(grad_x L(x)))`` (their alpha = 0.5).
+- ``pgd``: Madry et al. 2018: only adversarial examples, found by projected gradient ascent
+  from a random start in the eps-ball (``steps`` steps of ``alpha``, default 2.5 eps / steps).
+- ``fast``: Wong, Rice & Kolter 2020, "Fast is better than free": FGSM from a uniform random
+  start with step 1.25 eps, projected back to the eps-ball; only adversarial examples.
+
+The examples come from :mod:`rnnlab.attacks` (model in eval mode, its parameters untouched,
+modes restored); the loss is then taken in training mode. Random starts draw from torch's
+global generator, which checkpoints hold, so a resumed run stays exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnlab import attacks
+
+from .steps import _penalized, _unpack, update
+
+__all__ = ["METHODS", "adversarial_examples", "adversarial_step", "default_mix"]
+
+METHODS = ("fgsm", "pgd", "fast")
+
+
+def default_mix(method: str) -> float:
+    """The weight of the clean loss each method uses by default: 0.5 (fgsm), else 0."""
+    return 0.5 if method == "fgsm" else 0.0
+
+
+def adversarial_examples(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    method: str,
+    eps: float,
+    *,
+    alpha: float | None = None,
+    steps: int = 10,
+) -> Tensor:
+    """Adversarial examples for training with ``method`` in ``METHODS``, inputs in [0, 1]."""
+    if method == "fgsm":
+        return attacks.fgsm(model, x, y, eps)
+    if method == "pgd":
+        return attacks.pgd(model, x, y, eps, alpha, steps, random_start=True)
+    if method == "fast":
+        step = 1.25 * eps if alpha is None else alpha
+        return attacks.pgd(model, x, y, eps, step, 1, random_start=True)
+    raise ValueError(f"`method` must be one of {', '.join(METHODS)}, got {method!r}")
+
+
+def adversarial_step(
+    model: nn.Module,
+    batch,
+    optimizer: torch.optim.Optimizer,
+    *,
+    method: str,
+    eps: float,
+    alpha: float | None = None,
+    steps: int = 10,
+    mix: float | None = None,
+    clip_norm: float | None = None,
+    clip_value: float | None = None,
+    penalty: Callable[[nn.Module], Tensor] | None = None,
+    after_step: Callable[[nn.Module], None] | None = None,
+) -> dict[str, float]:
+    """One step on ``mix * CE(x) + (1 - mix) * CE(x_adv)``; returns ``loss`` (that mixture),
+    ``accuracy`` (clean, when mix > 0), ``adv_accuracy`` (on x_adv) and ``grad_norm``."""
+    x, y, lengths = _unpack(batch)
+    if lengths is not None:
+        raise ValueError("`batch` for adversarial training must be (x, y) without lengths")
+    mix = default_mix(method) if mix is None else mix
+    x_adv = adversarial_examples(model, x, y, method, eps, alpha=alpha, steps=steps)
+    model.train()
+    if mix > 0:  # one forward over both halves: BatchNorm statistics see clean and adversarial
+        logits_clean, logits_adv = model(torch.cat([x, x_adv])).split(len(x))
+        loss = mix * F.cross_entropy(logits_clean, y)
+        loss = loss + (1 - mix) * F.cross_entropy(logits_adv, y)
+    else:
+        logits_clean, logits_adv = None, model(x_adv)
+        loss = F.cross_entropy(logits_adv, y)
+    total, extra = _penalized(loss, model, penalty)
+    norm = update(
+        total, model, optimizer, clip_norm=clip_norm, clip_value=clip_value, after_step=after_step
+    )
+    out = {"loss": loss.item(), "grad_norm": norm, **extra}
+    out["adv_accuracy"] = (logits_adv.detach().argmax(-1) == y).float().mean().item()
+    if logits_clean is not None:
+        out["accuracy"] = (logits_clean.detach().argmax(-1) == y).float().mean().item()
+    return out
