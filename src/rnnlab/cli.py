@@ -6,6 +6,14 @@
     rnnlab predict RUN INPUT                    classes for images in an .npy or IDX file
     rnnlab summary PRESET [--key=value ...]     Keras-format model table
     rnnlab datasets [download NAME]             where each dataset is / fetch one
+    rnnlab attack RUN [--method fgsm|bim|pgd] [--eps E | --eps-list E,E,..] [--steps N]
+                  [--restarts N] [--alpha A] [--limit N]
+                                                robust accuracy -> RUN/robustness.json, figure
+    rnnlab gradients RUN|PRESET [--layer L] [--batch N] [--out DIR]
+                                                ||dL/dh_t|| table -> gradients.json/.png
+    rnnlab gates RUN [--index I] [--layer L]    gate heatmaps -> RUN/gates/
+    rnnlab report RUN [RUN ...] [--out DIR] [--title T]   HTML + Markdown report
+    rnnlab tune PRESET --space SPACE.toml --trials N ...  Optuna study (rnnlab.training.tune)
     rnnlab tour                                 the guided tour (rnnlab.tour)
 
 Global options (before or after the verb): ``--device auto|cpu|cuda``, ``--data-dir DIR``,
@@ -22,7 +30,10 @@ from pathlib import Path
 
 __all__ = ["main"]
 
-VERBS = ("train", "evaluate", "predict", "summary", "datasets", "presets", "tour")
+VERBS = (
+    "train", "evaluate", "predict", "summary", "datasets", "presets", "attack", "gradients",
+    "gates", "report", "tune", "tour",
+)  # fmt: skip
 
 
 class UsageError(Exception):
@@ -61,8 +72,49 @@ def _parser() -> _Parser:
     p.add_argument("action", nargs="?", choices=("download",))
     p.add_argument("name", nargs="?")
     verbs.add_parser("presets", parents=[common], help="list presets")
+    p = verbs.add_parser("attack", parents=[common], help="attack a run's test split")
+    p.add_argument("run")
+    p.add_argument("--method", choices=("fgsm", "bim", "pgd"), default="pgd")
+    p.add_argument("--eps", type=_non_negative, default=0.3)
+    p.add_argument("--eps-list", type=_eps_list, default=None, metavar="E,E,...")
+    p.add_argument("--steps", type=_positive, default=40)
+    p.add_argument("--restarts", type=_positive, default=1)
+    p.add_argument("--alpha", type=_non_negative, default=None)
+    p.add_argument("--limit", type=_positive, default=None, help="first N test examples")
+    p.add_argument("--batch-size", type=_positive, default=256)
+    p = verbs.add_parser("gradients", parents=[common], help="||dL/dh_t|| of a run or preset")
+    p.add_argument("target", metavar="RUN|PRESET")
+    p.add_argument("--layer", type=int, default=0)
+    p.add_argument("--batch", type=_positive, default=64)
+    p.add_argument("--out", default=None, help="folder for a preset's gradients.json/.png")
+    p = verbs.add_parser("gates", parents=[common], help="gate heatmaps of a run")
+    p.add_argument("run")
+    p.add_argument("--index", type=int, default=0)
+    p.add_argument("--layer", type=int, default=0)
     verbs.add_parser("tour", parents=[common], help="guided tour", add_help=False)
     return parser
+
+
+def _number(text: str, kind, test, expected: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not test(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> int:
+    return _number(text, int, lambda v: v >= 1, "an integer >= 1")
+
+
+def _non_negative(text: str) -> float:
+    return _number(text, float, lambda v: v >= 0 and v != float("inf"), "a number >= 0")
+
+
+def _eps_list(text: str) -> list[float]:
+    return [_non_negative(part) for part in text.split(",") if part.strip()] or _non_negative("")
 
 
 def _one_line(e: BaseException) -> str:
@@ -75,6 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["tour"]:
         return _tour(argv[1:])
+    if argv[:1] == ["report"]:
+        from rnnlab.evaluation.report import report_main
+
+        return report_main(argv[1:])
+    if argv[:1] == ["tune"]:
+        return _tune(argv[1:])
     from rnnlab.data import DatasetNotFoundError, DownloadError, IDXError
     from rnnlab.training.checkpoint import CheckpointError
     from rnnlab.training.config import ConfigError
@@ -85,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         args, rest = _parser().parse_known_args(argv)
         overrides = [a for a in rest if a.startswith("--") and "=" in a]
         stray = [a for a in rest if a not in overrides]
-        if stray or (overrides and args.verb not in ("train", "summary")):
+        if stray or (overrides and args.verb not in ("train", "summary", "gradients")):
             raise UsageError(f"unrecognized arguments: {' '.join(stray or overrides)}")
         if args.verb is None:
             raise UsageError("a VERB is required: " + ", ".join(VERBS))
@@ -160,6 +218,8 @@ def _dispatch(args, overrides: list[str], argv: list[str]) -> int:
         return 0
     if args.verb == "predict":
         return _predict(args.run, args.input)
+    if args.verb in ("attack", "gradients", "gates"):
+        return _inspect(args, overrides)
     raise UsageError(f"unknown VERB {args.verb!r}")
 
 
@@ -230,6 +290,55 @@ def _predict(run: str, input_path: str) -> int:
     for i, c in enumerate(classes):
         print(f"{i}\t{c}\t{spec.class_names[c]}")
     return 0
+
+
+def _inspect(args, overrides: list[str]) -> int:
+    from rnnlab.training import inspect_run
+
+    dry_run = getattr(args, "dry_run", False)
+    if args.verb == "attack":
+        device = getattr(args, "device", "cpu")
+        inspect_run.attack_run(
+            args.run, method=args.method, eps=args.eps, eps_list=args.eps_list,
+            steps=args.steps, restarts=args.restarts, alpha=args.alpha, limit=args.limit or 0,
+            batch_size=args.batch_size, device="cpu" if device == "auto" else device,
+            dry_run=dry_run,
+        )  # fmt: skip
+        return 0
+    if args.verb == "gates":
+        inspect_run.gates_run(args.run, index=args.index, layer=args.layer, dry_run=dry_run)
+        return 0
+    from rnnlab.training import experiment
+    from rnnlab.utils import seed_everything
+
+    target = Path(args.target)
+    if (target / "config.json").is_file():
+        if overrides:
+            raise UsageError(f"overrides apply to a PRESET, not to RUN {target}: {overrides[0]}")
+        cfg, model = experiment.load_run(target)
+        name, out = target.name, target
+    else:
+        args.preset = args.target
+        cfg = _config(args, overrides)
+        seed_everything(cfg.train.seed)
+        data = experiment.build_data(cfg, dry_run=True)
+        model = experiment.build_model(cfg, data.train[0][0], max(data.num_classes, 0))
+        name, out = f"{cfg.run.preset} (untrained)", args.out
+    if args.out is not None:
+        out = args.out
+    inspect_run.gradients_run(
+        cfg, model, name, out=out, batch=args.batch, layer=args.layer, dry_run=dry_run
+    )
+    return 0
+
+
+def _tune(argv: list[str]) -> int:
+    try:
+        from rnnlab.training.tune import tune_main
+    except ImportError as e:
+        print(f"rnnlab: error: `rnnlab tune` is not available ({e})", file=sys.stderr)
+        return 2
+    return tune_main(argv)
 
 
 def _tour(argv: list[str]) -> int:
