@@ -27,7 +27,7 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.run-installed
 
 run: $(VENV)/.run-installed
-	$(BIN)/python -m rnnlab.tour
+	$(BIN)/rnnlab tour
 
 test: $(VENV)/.test-installed
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -q -m "not slow" tests

@@ -1,14 +1,21 @@
-"""The tour (``make run``) runs end to end in its quick form."""
+"""The tour (``make run``) runs end to end in its quick form and writes every part's run
+folder and the HTML page."""
+
+import json
 
 from rnnlab import tour
 
 
-def test_listing_5_1_summary_totals():
-    text = tour.listing_5_1()
-    assert "Total params: 271,365" in text
-
-
-def test_quick_tour_runs(capsys):
-    assert tour.main(["--quick"]) == 0
+def test_quick_tour_writes_every_part_and_the_report(tmp_path, capsys):
+    assert tour.main(["--quick", "--out", str(tmp_path), "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "test accuracy" in out and "271,365" in out
+    assert "Total params: 271,365" in out  # Listing 5.1
+    assert "test accuracy" in out and "baseline MSE 0.167" in out
+    for part in tour.ORDER:
+        runs = [p for p in (tmp_path / part).iterdir() if (p / "config.json").is_file()]
+        assert runs, f"part {part} wrote no run folder"
+    assert (tmp_path / "report.html").is_file() and (tmp_path / "report.md").is_file()
+    assert (tmp_path / "classifiers" / "lstm" / "gates.png").is_file()
+    confusion = json.loads((tmp_path / "classifiers" / "lstm" / "confusion.json").read_text())
+    assert sum(map(sum, confusion["matrix"])) == 360
+    assert (tmp_path / "adversarial" / "cnn" / "samples" / "adversarial.png").is_file()

@@ -1,0 +1,62 @@
+"""``rnnlab tour`` (what ``make run`` runs): the chapter, one part per section, on the data
+embedded in the package (scikit-learn's 8x8 digits), in a few minutes on a laptop CPU.
+
+Each part trains through the same engine as ``rnnlab train`` and writes ordinary run folders
+(``config.json``, ``metrics.jsonl``, ``samples/``, ...) under ``--out``; at the end one HTML
+page (``report.html``, plus Markdown) shows them all, rendered by ``rnnlab report``.
+``--quick`` shrinks every part to a smoke test (the test suite runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .common import Tour
+from .generative_parts import GENERATIVE_PARTS
+from .sequence_parts import SEQUENCE_PARTS
+
+PARTS = {**SEQUENCE_PARTS, **GENERATIVE_PARTS}
+ORDER = [name for name in (
+    "summary", "classifiers", "dynamic_rnn", "memory", "autoencoders", "vae", "gan",
+    "adversarial",
+) if name in PARTS]  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rnnlab tour", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke version (for tests)")
+    parser.add_argument("--out", default=None, help="folder for the runs (default runs/tour-TIME)")
+    parser.add_argument(
+        "--parts", default=",".join(ORDER), help=f"comma-separated subset of {','.join(ORDER)}"
+    )
+    parser.add_argument("--no-report", action="store_true", help="skip the HTML page")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        parser.error(f"unknown part(s) {unknown}; choose from {ORDER}")
+    out = Path(args.out or f"runs/tour-{time.strftime('%Y%m%d-%H%M%S')}")
+    out.mkdir(parents=True, exist_ok=True)
+    tour = Tour(out=out, quick=args.quick)
+    start = time.perf_counter()
+    bar = tqdm(parts, desc="tour", disable=args.no_progress, dynamic_ncols=True)
+    for name in bar:
+        bar.set_description(f"tour: {name}")
+        t0 = time.perf_counter()
+        lines = PARTS[name](tour)
+        tqdm.write(f"== {name} ({time.perf_counter() - t0:.0f} s) ==")
+        for line in lines:
+            tqdm.write(line)
+    bar.close()
+    print(f"tour finished in {time.perf_counter() - start:.0f} s; runs in {out}")
+    if not args.no_report and tour.runs:
+        from rnnlab.evaluation.report import render_report
+
+        page = render_report(tour.runs, out_dir=out, title="rnnlab tour")
+        print(f"report: {page}")
+    return 0

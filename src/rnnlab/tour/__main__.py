@@ -1,0 +1,5 @@
+"""``python -m rnnlab.tour``."""
+
+from . import main
+
+raise SystemExit(main())

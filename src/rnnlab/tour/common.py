@@ -1,0 +1,48 @@
+"""What every part of the tour shares: where runs go, quick mode, and training a preset."""
+
+from __future__ import annotations
+
+import io
+import json
+from contextlib import redirect_stdout
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rnnlab.training.config import apply_overrides, load_preset
+
+
+@dataclass
+class Tour:
+    out: Path
+    quick: bool = False
+    runs: list[Path] = field(default_factory=list)
+    classifier_runs: dict[str, Path] = field(default_factory=dict)  # reused by later parts
+
+    def folder(self, part: str) -> Path:
+        path = self.out / part
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def train(self, part: str, preset: str, name: str, overrides: list[str]) -> dict:
+        """Train ``preset`` with ``overrides`` into ``out/part/name``; quiet (the engine's
+        own lines go to ``out/tour.log``). Returns the engine's result dict."""
+        from rnnlab.training.experiment import train
+
+        cfg = apply_overrides(load_preset(preset), overrides)
+        cfg.run.out_dir, cfg.run.name, cfg.run.preset = str(self.folder(part)), name, preset
+        buffer = io.StringIO()
+        with redirect_stdout(buffer):
+            result = train(cfg, argv=["tour", preset, *overrides], progress=False)
+        with open(self.out / "tour.log", "a") as f:
+            f.write(buffer.getvalue())
+        result["run"] = Path(result["run"])
+        self.runs.append(result["run"])
+        return result
+
+    def manual_run(self, part: str, name: str, config: dict) -> Path:
+        """A run folder for a part that trains nothing (e.g. the summary)."""
+        path = self.folder(part) / name
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "config.json").write_text(json.dumps({"config": config, "argv": ["tour"]}))
+        self.runs.append(path)
+        return path

@@ -1,0 +1,3 @@
+"""Tour parts for the generative half of the chapter (autoencoders, VAE, GANs)."""
+
+GENERATIVE_PARTS: dict = {}
