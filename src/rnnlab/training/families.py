@@ -172,8 +172,9 @@ def ae_step(model, batch, optimizer, *, clip_norm=None, clip_value=None) -> dict
     """One step on ``model.loss(x)``; returns the loss, its parts and the gradient norm."""
     model.train()
     loss, parts = model.loss(batch[0])
+    parts = {k: v.detach() for k, v in parts.items()}
     norm = update(loss, model, optimizer, clip_norm=clip_norm, clip_value=clip_value)
-    return {"loss": loss.item(), **{k: float(v) for k, v in parts.items()}, "grad_norm": norm}
+    return {"loss": loss.item(), **{k: v.item() for k, v in parts.items()}, "grad_norm": norm}
 
 
 @torch.no_grad()
