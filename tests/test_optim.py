@@ -1,0 +1,171 @@
+"""Optimizers, schedules and their validation; the multi-optimizer wrappers; regularizer keys
+wired into the classify step; adversarial training steps."""
+
+import functools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rnnlab import attacks
+from rnnlab.models.classifiers import CNNClassifier, SequenceClassifier
+from rnnlab.training import steps
+from rnnlab.training.adversarial import adversarial_examples, adversarial_step
+from rnnlab.training.config import Config, ConfigError, apply_overrides
+from rnnlab.training.optim import MultiOptimizer, build_optimizer, build_schedule
+from rnnlab.training.regularize import regularizers
+
+
+def _cfg(*flags):
+    return apply_overrides(Config(), list(flags))
+
+
+@pytest.mark.parametrize(
+    ("flags", "cls", "expect"),
+    [
+        (["--optimizer=sgd", "--momentum=0.9", "--nesterov=true"], torch.optim.SGD,
+         {"momentum": 0.9, "nesterov": True}),
+        (["--optimizer=rmsprop", "--momentum=0.5"], torch.optim.RMSprop, {"momentum": 0.5}),
+        (["--optimizer=adagrad", "--weight_decay=1e-4"], torch.optim.Adagrad,
+         {"weight_decay": 1e-4}),
+        (["--optimizer=adam", "--beta1=0.8", "--beta2=0.99"], torch.optim.Adam,
+         {"betas": (0.8, 0.99)}),
+        (["--optimizer=adamw", "--weight_decay=0.01"], torch.optim.AdamW,
+         {"weight_decay": 0.01, "betas": (0.9, 0.999)}),
+    ],
+)  # fmt: skip
+def test_each_optimizer_gets_its_hyperparameters(flags, cls, expect):
+    opt = build_optimizer(_cfg(*flags, "--lr=0.05"), torch.nn.Linear(2, 2))
+    assert type(opt) is cls and opt.param_groups[0]["lr"] == 0.05
+    for key, value in expect.items():
+        assert opt.param_groups[0][key] == value, key
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--nesterov=true"], "`train.nesterov` needs optimizer=sgd with `train.momentum` > 0"),
+        (["--optimizer=sgd", "--nesterov=true"], "momentum=0.0"),
+        (["--momentum=0.9"], "`train.momentum` applies to sgd and rmsprop only"),
+        (["--optimizer=sgd", "--beta1=0.5"], "`train.beta1` applies to adam and adamw only"),
+        (["--momentum=1.5"], "`train.momentum` must be in [0, 1), got 1.5"),
+        (["--weight_decay=-1"], "`train.weight_decay` must be >= 0, got -1.0"),
+        (["--gamma=2"], "`train.gamma` must be in (0, 1], got 2.0"),
+        (["--step_size=0"], "`train.step_size` must be a positive integer"),
+        (["--max_norm=0"], "`train.max_norm` must be positive or none"),
+        (["--adversarial=pgd", "--family=regress"], "`train.adversarial` needs model.family"),
+        (["--adv_mix=1.5"], "`train.adv_mix` must be in [0, 1] or none"),
+        (["--adversarial=cw"], "`train.adversarial` must be one of none, fgsm, pgd, fast"),
+    ],
+)  # fmt: skip
+def test_bad_values_are_refused_with_the_key_and_the_value(flags, message):
+    with pytest.raises(ConfigError) as e:
+        _cfg(*flags)
+    assert message in str(e.value)
+
+
+@pytest.mark.parametrize("schedule", ["step", "cosine", "onecycle", "plateau"])
+@pytest.mark.parametrize("multi", [False, True])
+def test_every_schedule_works_for_one_and_for_several_optimizers(schedule, multi):
+    cfg = _cfg(f"--schedule={schedule}", "--epochs=4", "--step_size=1", "--gamma=0.5")
+    a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    model = torch.nn.Sequential(a, b)
+    opt = build_optimizer(cfg, model, {"a": a.parameters(), "b": b.parameters()} if multi else None)
+    sched, interval = build_schedule(cfg, opt, steps_per_epoch=3)
+    lrs = []
+    for _ in range(4):
+        for _ in range(3):
+            model(torch.randn(1, 2)).sum().backward()
+            opt.step()
+            opt.zero_grad()
+            if interval == "step":
+                sched.step()
+        if interval == "epoch":
+            sched.step()
+        elif interval == "plateau":
+            sched.step(1.0)  # never improves
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[-1] < cfg.train.lr
+    if multi:  # every part follows the same schedule, and the state round-trips
+        assert {g["lr"] for g in opt.param_groups} == {lrs[-1]}
+        state = sched.state_dict()
+        assert set(state) == {"a", "b"}
+        sched.load_state_dict(state)
+
+
+def test_multi_optimizer_state_round_trips_and_checks_its_names():
+    a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    opt = MultiOptimizer(
+        {"a": torch.optim.Adam(a.parameters()), "b": torch.optim.SGD(b.parameters(), 0.1)}
+    )
+    (a(torch.ones(1, 2)).sum() + b(torch.ones(1, 2)).sum()).backward()
+    opt.step()
+    state = opt.state_dict()
+    other = MultiOptimizer(
+        {"a": torch.optim.Adam(a.parameters()), "b": torch.optim.SGD(b.parameters(), 0.1)}
+    )
+    other.load_state_dict(state)
+    assert torch.equal(
+        other["a"].state_dict()["state"][0]["exp_avg"], state["a"]["state"][0]["exp_avg"]
+    )
+    opt.zero_grad()
+    assert all(p.grad is None for p in [*a.parameters(), *b.parameters()])
+    with pytest.raises(ValueError, match=r"optimizer state must hold \['a', 'b'\], got \['a'\]"):
+        other.load_state_dict({"a": state["a"]})
+
+
+def _batch(n=8):
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(n, 8, 8, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+def test_regularizer_keys_add_the_penalty_and_apply_max_norm():
+    from rnnlab.layers.regularizers import weight_penalty
+
+    cfg = _cfg("--kernel_l2=0.01", "--recurrent_l1=0.001", "--bias_l2=0.1", "--max_norm=0.5")
+    penalty, after = regularizers(cfg)
+    model = SequenceClassifier("lstm", 8, 6, 10)
+    expected = weight_penalty(model, kernel_l2=0.01, recurrent_l1=0.001, bias_l2=0.1).detach()
+    assert torch.equal(penalty(model), expected)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    step = functools.partial(steps.classify_step, penalty=penalty, after_step=after)
+    out = step(model, _batch(), opt)
+    assert out["penalty"] == pytest.approx(expected.item())
+    cell = next(m for m in model.modules() if hasattr(m, "weight_ih"))
+    assert cell.weight_ih.norm(dim=1).max() <= 0.5 + 1e-6
+    assert regularizers(_cfg()) == (None, None)
+
+
+def test_fgsm_training_loss_is_goodfellows_mixture():
+    model = CNNClassifier((8, 8), 10, channels=(4, 4), hidden_size=8)
+    x, y = _batch()
+    x_adv = attacks.fgsm(model, x, y, 0.1)
+    with torch.no_grad():
+        expected = 0.3 * F.cross_entropy(model(x), y) + 0.7 * F.cross_entropy(model(x_adv), y)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    out = adversarial_step(model, (x, y), opt, method="fgsm", eps=0.1, mix=0.3)
+    assert out["loss"] == pytest.approx(float(expected), rel=1e-5)
+    assert {"accuracy", "adv_accuracy", "grad_norm"} <= set(out)
+
+
+@pytest.mark.parametrize("method", ["fgsm", "pgd", "fast"])
+def test_training_examples_stay_in_the_eps_ball_and_the_image_range(method):
+    model = SequenceClassifier("gru", 8, 6, 10)  # rows: gradients through a recurrent layer
+    x, y = _batch()
+    x_adv = adversarial_examples(model, x, y, method, 0.2, steps=3)
+    assert (x_adv - x).abs().max() <= 0.2 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
+    assert not torch.equal(x_adv, x)
+
+
+def test_pgd_training_uses_only_adversarial_examples():
+    model = CNNClassifier((8, 8), 10, channels=(4, 4), hidden_size=8)
+    x, y = _batch()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    torch.manual_seed(3)
+    x_adv = adversarial_examples(model, x, y, "pgd", 0.2, steps=2)
+    with torch.no_grad():
+        expected = F.cross_entropy(model(x_adv), y)
+    torch.manual_seed(3)
+    out = adversarial_step(model, (x, y), opt, method="pgd", eps=0.2, steps=2)
+    assert out["loss"] == pytest.approx(float(expected), rel=1e-5)
+    assert "accuracy" not in out  # no clean half
