@@ -48,6 +48,7 @@ import multiprocessing
 import os
 import socket
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,7 +164,9 @@ def _storage(url: str):
     else:
         kwargs |= {"heartbeat_interval": HEARTBEAT_S, "grace_period": GRACE_S}
     try:
-        return optuna.storages.RDBStorage(url, **kwargs)
+        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, **kwargs)
     except ModuleNotFoundError as e:  # the database's driver (psycopg2, pymysql, ...)
         raise TuneError(f"--storage {url}: the database driver is missing ({e.name})") from None
     except Exception as e:  # sqlalchemy's errors: bad URL, server down, auth, ...
