@@ -49,6 +49,33 @@ def test_run_folder_holds_config_metrics_and_checkpoints(tmp_path):
     assert run.config()["argv"] == ["rnnlab", "train"]
 
 
+def test_on_epoch_end_sees_each_record_and_its_exception_stops_the_run(tmp_path):
+    seen = []
+
+    def hook(state, record):
+        seen.append((state.epoch, sorted(k for k in record if k.startswith("val_"))))
+        if state.epoch == 2:
+            raise KeyError("pruned")  # stands in for optuna.TrialPruned
+
+    run = RunDir.create(tmp_path, "hook", {}, [])
+    with pytest.raises(KeyError, match="pruned"):
+        _fit(SequenceClassifier("lstm", 3, 4, 2), *_toy(), run=run, epochs=5, on_epoch_end=hook)
+    assert seen == [(1, ["val_accuracy", "val_loss"]), (2, ["val_accuracy", "val_loss"])]
+    assert load_checkpoint(run.checkpoints / "last.pt")["fit"]["epoch"] == 2  # intact
+
+
+def test_experiment_train_passes_on_epoch_end_through(tmp_path):
+    from rnnlab.training.config import apply_overrides, load_preset
+    from rnnlab.training.experiment import train
+
+    records = []
+    flags = ["--data.limit=64", "--batch_size=32", "--hidden_size=4", "--epochs=2",
+             "--max_steps=1", f"--run.out_dir={tmp_path}", "--run.name=t"]  # fmt: skip
+    cfg = apply_overrides(load_preset("digits-lstm"), flags)
+    train(cfg, on_epoch_end=lambda s, r: records.append(r["epoch"]), log=str, progress=False)
+    assert records == [1, 2]
+
+
 def test_early_stopping_stops_after_patience_epochs_without_improvement():
     model = SequenceClassifier("lstm", 3, 4, 2)
     x, y = _toy()
