@@ -18,7 +18,6 @@ last valid input, as the layer's own outputs do. Steps past a sequence's length 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,7 +25,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from matplotlib import colormaps
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torch import Tensor
@@ -34,6 +32,7 @@ from torch import Tensor
 from rnnlab.layers.cells import GRUCell, LSTMCell, SimpleRNNCell
 from rnnlab.layers.masking import check_lengths, lengths_to_mask
 from rnnlab.layers.recurrent import RNN
+from rnnlab.utils import save_figure
 
 __all__ = ["GateTrace", "StepHook", "plot_gates", "record_gates", "watch_steps"]
 
@@ -180,22 +179,6 @@ def record_gates(
     return GateTrace(label, values, mask, outputs, final_state, layer.go_backwards)
 
 
-def _save_png(fig: Figure, path: str | os.PathLike) -> str:
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            FigureCanvasAgg(fig).print_png(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
-
-
 def _colour_scale(name: str, values: np.ndarray) -> tuple[str, float, float]:
     if name in ("i", "f", "o", "r", "z"):  # sigmoid-like gates: [0, 1]
         return "viridis", 0.0, 1.0
@@ -254,4 +237,4 @@ def plot_gates(
         ax.set_ylabel("unit")
         fig.colorbar(im, ax=ax, shrink=0.8)
     fig.suptitle(title or f"{trace.kind.upper()} gates, sequence {index} (length {length})")
-    return _save_png(fig, path)
+    return str(save_figure(fig, path))

@@ -4,11 +4,13 @@ written with numpy only."""
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 
 import numpy as np
 import torch
+
+from rnnlab.utils import atomic_write_bytes
 
 
 def _as_numpy(images: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -82,18 +84,9 @@ def save_image_grid(
     from matplotlib.image import imsave
 
     grid = tile_images(images, nrow=nrow, padding=padding, value_range=value_range)
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=folder)
-    os.close(fd)
-    try:
-        if grid.ndim == 2:
-            imsave(tmp, grid, cmap="gray", vmin=0.0, vmax=1.0, format="png")
-        else:
-            imsave(tmp, grid, format="png")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    buf = io.BytesIO()
+    if grid.ndim == 2:
+        imsave(buf, grid, cmap="gray", vmin=0.0, vmax=1.0, format="png")
+    else:
+        imsave(buf, grid, format="png")
+    return str(atomic_write_bytes(path, buf.getvalue()))

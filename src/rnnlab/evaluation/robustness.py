@@ -14,16 +14,15 @@ atomically: a temporary file in the target folder, then ``os.replace``.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from rnnlab.attacks import bim, fgsm, pgd
+from rnnlab.utils import save_figure
 
 __all__ = ["robust_accuracy", "accuracy_vs_epsilon", "plot_robustness_curves", "panda_figure"]
 
@@ -142,23 +141,6 @@ def accuracy_vs_epsilon(
     ]
 
 
-def _save_png(fig: Figure, path: str | os.PathLike) -> str:
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    # Not mkstemp: its 0600 mode would survive the rename; "xb" gets the usual umask mode.
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            FigureCanvasAgg(fig).print_png(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
-
-
 def plot_robustness_curves(
     curves: Mapping[str, Sequence[Mapping[str, float]]],
     path: str | os.PathLike,
@@ -185,7 +167,7 @@ def plot_robustness_curves(
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    return _save_png(fig, path)
+    return str(save_figure(fig, path))
 
 
 def _as_images(t: Tensor, name: str) -> Tensor:
@@ -277,4 +259,4 @@ def panda_figure(
             ax.set_xticks([])
             ax.set_yticks([])
     fig.tight_layout()
-    return _save_png(fig, path)
+    return str(save_figure(fig, path))

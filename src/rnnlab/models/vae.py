@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from rnnlab.losses import bernoulli_nll, gaussian_nll, kl_standard_normal
+from rnnlab.utils import save_figure
 
 _LIKELIHOODS = ("bernoulli", "gaussian")
 
@@ -263,22 +263,6 @@ def importance_weighted_nll(
         model.train(was_training)
 
 
-def _save_figure(fig, path: str | os.PathLike) -> str:
-    """Write a matplotlib Figure as PNG atomically (temp file in the same folder + rename)."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=folder)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
 def _check_2d(model: _VAEBase) -> None:
     if model.latent_dim != 2:
         raise ValueError(f"`model.latent_dim` must be 2 for this plot; got {model.latent_dim}")
@@ -300,7 +284,7 @@ def latent_map(model: _VAEBase, x: Tensor, y: Tensor | np.ndarray, path: str | o
     fig.colorbar(points, ax=ax)
     ax.set_xlabel("z[0]")
     ax.set_ylabel("z[1]")
-    return _save_figure(fig, path)
+    return str(save_figure(fig, path))
 
 
 @torch.no_grad()
@@ -328,4 +312,4 @@ def manifold_grid(
     ax = fig.subplots()
     ax.imshow(tiled, cmap="gray")
     ax.set_axis_off()
-    return _save_figure(fig, path)
+    return str(save_figure(fig, path))
