@@ -20,7 +20,7 @@ optuna = pytest.importorskip("optuna")
 from rnnlab.training import experiment  # noqa: E402
 from rnnlab.training.config import ConfigError, apply_overrides, load_preset  # noqa: E402
 from rnnlab.training.tune import load_config, tune_main  # noqa: E402
-from rnnlab.training.tune_space import parse_space  # noqa: E402
+from rnnlab.training.tune_space import load_space, parse_space, shipped_spaces  # noqa: E402
 
 # The adding problem, tiny: a trial trains in well under a second on one CPU core.
 TINY = [
@@ -124,6 +124,13 @@ def test_space_parses_into_params():
         ("train.lr", "float"), ("model.hidden_size", "int"), ("train.optimizer", "categorical"),
     ]  # fmt: skip
     assert params[0].log and params[1].step == 2 and params[2].choices == ("adam", "rmsprop")
+
+
+@pytest.mark.parametrize("name", sorted(shipped_spaces()))
+def test_shipped_spaces_fit_their_presets(name):
+    """``configs/tune-<preset>.toml`` is a valid space for preset ``<preset>``."""
+    params, data = load_space(name, load_preset(name.removeprefix("tune-")))
+    assert params and data.get("description")
 
 
 # --- command-line errors ------------------------------------------------------------------

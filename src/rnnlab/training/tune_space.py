@@ -21,9 +21,11 @@ A SPACE.toml holds one table per tuned config key, under ``[params]``::
     type = "categorical"
     choices = ["adam", "rmsprop", "sgd"]
 
-Keys are the config's ``section.field`` names, exactly as ``--section.field=value``
-overrides take them. A float may have ``step`` instead of ``log`` (a grid
-``low + k*step``). ``run.*`` keys cannot be tuned (the tuner names each trial's run folder).
+``--space`` takes a path or the name of an example shipped in ``rnnlab/configs/``
+(``tune-digits-lstm``, ``tune-adding-lstm``). Keys are the config's ``section.field``
+names, exactly as ``--section.field=value`` overrides take them. A float may have
+``step`` instead of ``log`` (a grid ``low + k*step``). ``run.*`` keys cannot be tuned (the
+tuner names each trial's run folder).
 Every bound and choice is checked up front by :func:`rnnlab.training.config.apply_overrides`
 -- the same code that checks ``rnnlab train`` overrides -- so an unknown key names the
 closest valid one and an out-of-range value (a negative ``lr``, an unknown optimizer) is
@@ -35,6 +37,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, fields
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +48,9 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-__all__ = ["Param", "config_to_toml", "load_space", "parse_space", "sample"]
+__all__ = [
+    "Param", "config_to_toml", "load_space", "parse_space", "sample", "shipped_spaces",
+]  # fmt: skip
 
 _TYPES = ("float", "int", "categorical")
 _ALLOWED = {
@@ -161,16 +166,33 @@ def parse_space(data: dict, base: Config, *, source: str = "space") -> list[Para
     return [_param(key, spec, base, source) for key, spec in params.items()]
 
 
-def load_space(path: str | Path, base: Config) -> tuple[list[Param], dict]:
-    """``(params, raw data)`` of the SPACE.toml at ``path``."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"--space {path} does not exist")
+def shipped_spaces() -> dict[str, Any]:
+    """``{name: file}`` of the example spaces shipped as ``rnnlab/configs/tune-*.toml``."""
+    folder = resources.files("rnnlab") / "configs"
+    return {p.name[:-5]: p for p in folder.iterdir() if _is_space_name(p.name)}
+
+
+def _is_space_name(name: str) -> bool:
+    return name.startswith("tune-") and name.endswith(".toml")
+
+
+def load_space(space: str | Path, base: Config) -> tuple[list[Param], dict]:
+    """``(params, raw data)`` of SPACE.toml ``space``: a path, or the name of a shipped
+    example (``tune-digits-lstm``)."""
+    shipped = shipped_spaces()
+    if str(space) in shipped and not Path(space).exists():
+        source, text = f"space {space}", shipped[str(space)].read_text()
+    else:
+        path = Path(space)
+        if not path.is_file():
+            names = ", ".join(sorted(shipped)) or "none"
+            raise ConfigError(f"--space {path} does not exist (shipped spaces: {names})")
+        source, text = str(path), path.read_text()
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"--space {path} is not valid TOML: {e}") from None
-    return parse_space(data, base, source=str(path)), data
+        raise ConfigError(f"--space {source} is not valid TOML: {e}") from None
+    return parse_space(data, base, source=source), data
 
 
 def sample(trial, params: list[Param]) -> dict[str, Any]:
