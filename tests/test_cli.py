@@ -132,3 +132,79 @@ def test_tour_is_delegated_or_reported(capsys, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "rnnlab.tour", None)  # import fails
     _error(capsys, ["tour"])
+
+
+@pytest.fixture
+def tiny_run(tmp_path):
+    """A trained (one tiny epoch) LSTM row classifier on the embedded digits."""
+    assert main(["train", "digits-lstm", "--run.name=a", *TINY, "--device=cpu"]) == 0
+    return tmp_path / "runs" / "a"
+
+
+def test_attack_prints_accuracies_and_merges_a_robustness_curve(tiny_run, capsys):
+    import json
+
+    argv = ["attack", str(tiny_run), "--method=pgd", "--steps=3", "--limit=40"]
+    assert main([*argv, "--eps-list=0.1,0.3"]) == 0
+    out = capsys.readouterr().out
+    assert "clean accuracy" in out and "pgd eps 0.3: robust accuracy" in out
+    assert main(["attack", str(tiny_run), "--method=fgsm", "--eps=0.2", "--limit=40"]) == 0
+    assert main([*argv, "--eps=0.2", "--dry-run"]) == 0  # synthetic test split, same shapes
+    data = json.loads((tiny_run / "robustness.json").read_text())
+    assert set(data) == {"a pgd-3", "a fgsm"}
+    assert [p["eps"] for p in data["a pgd-3"]] == [0.0, 0.1, 0.2, 0.3]  # merged, sorted
+    assert all(0 <= p["accuracy"] <= 1 for p in data["a pgd-3"])
+    assert (tiny_run / "samples" / "adversarial.png").stat().st_size > 0
+
+
+def test_gradients_of_a_run_and_of_a_preset(tiny_run, tmp_path, capsys):
+    import json
+
+    assert main(["gradients", str(tiny_run), "--batch=16"]) == 0
+    assert "0/last" in capsys.readouterr().out
+    assert len(json.loads((tiny_run / "gradients.json").read_text())["a"]) == 8  # T = 8 rows
+    assert (tiny_run / "gradients.png").is_file()
+    out = tmp_path / "g"
+    assert main(["gradients", "digits-lstm", "--hidden_size=4", f"--out={out}"]) == 0
+    assert set(json.loads((out / "gradients.json").read_text())) == {"digits-lstm (untrained)"}
+
+
+def test_gates_draws_the_heatmaps_of_one_test_example(tiny_run, capsys):
+    assert main(["gates", str(tiny_run), "--index=2"]) == 0
+    assert "test example 2: label" in capsys.readouterr().out
+    assert (tiny_run / "gates" / "example-2-layer0.png").stat().st_size > 0
+
+
+def test_report_and_tune_are_delegated(tiny_run, tmp_path, capsys, monkeypatch):
+    import sys
+
+    assert main(["report", str(tiny_run), f"--out={tmp_path / 'rep'}"]) == 0
+    assert (tmp_path / "rep").is_dir() and any((tmp_path / "rep").iterdir())
+    import rnnlab.training.tune as tune
+
+    calls = []
+    monkeypatch.setattr(tune, "tune_main", lambda argv: calls.append(argv) or 0)
+    assert main(["tune", "digits-lstm", "--trials=1"]) == 0
+    assert calls == [["digits-lstm", "--trials=1"]]
+    monkeypatch.setitem(sys.modules, "rnnlab.training.tune", None)  # not installed
+    assert "`rnnlab tune` is not available" in _error(capsys, ["tune", "x"])
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["attack", "runs/a", "--eps=-1"], "expected a number >= 0, got '-1'"),
+        (["attack", "runs/a", "--method=cw"], "invalid choice: 'cw'"),
+        (["attack", "runs/a", "--steps=0"], "expected an integer >= 1"),
+        (["attack", "runs/g"], "attack needs a classify run; RUN runs/g is a gan run"),
+        (["gates", "runs/a", "--index=999"], "`--index` must be in [0, "),
+        (["gradients", "cnn-mnist", "--dry-run"], "gradients needs a recurrent model"),
+        (["predict", "runs/g", "x.npy"], "is a gan run; predict takes image classifiers"),
+    ],
+)
+def test_bad_inspection_input_is_one_line_and_exit_2(tiny_run, tmp_path, capsys, argv, message):
+    flags = ["--family=gan", "--kind=mlp", "--run.name=g", "--latent_dim=4", "--samples=8"]
+    assert main(["train", "digits-lstm", *TINY, *flags, "--schedule=none"]) == 0
+    np.save(tmp_path / "x.npy", np.zeros((1, 8, 8), np.float32))
+    capsys.readouterr()
+    assert message in _error(capsys, argv)

@@ -277,8 +277,8 @@ def _predict(run: str, input_path: str) -> int:
 
     cfg, model = experiment.load_run(run)
     images = _read_images(Path(input_path))
-    if cfg.data.dataset == "adding":
-        raise UsageError(f"RUN {run} is a regression run; predict takes image classifiers")
+    if cfg.model.family != "classify":
+        raise UsageError(f"RUN {run} is a {cfg.model.family} run; predict takes image classifiers")
     spec = DATASETS[cfg.data.dataset]
     if tuple(images.shape[1:]) != spec.image_shape:
         raise UsageError(
