@@ -213,7 +213,7 @@ def test_median_pruner_stops_a_bad_trial_after_its_first_epoch(tmp_path, space, 
 
 def test_a_killed_study_resumes_with_its_finished_trials_intact(tmp_path, space, capsys):
     study_dir = tmp_path / "study"
-    argv = _args(space, study_dir, 3, "--train.epochs=12")  # trial 1 outlives the kill
+    argv = _args(space, study_dir, 2, "--train.epochs=12")  # trial 1 outlives the kill
     proc = subprocess.Popen(
         [sys.executable, "-m", "rnnlab.training.tune", *argv],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -241,7 +241,7 @@ def test_a_killed_study_resumes_with_its_finished_trials_intact(tmp_path, space,
     assert (after.state, after.value, after.params) == (before.state, before.value, before.params)
     states = _states(study)
     assert states[1] == "FAIL"  # the trial that was running when the study was killed
-    assert sum(s == "COMPLETE" for s in states.values()) == 3
+    assert states == {0: "COMPLETE", 1: "FAIL", 2: "COMPLETE"}
 
 
 # --- several workers ----------------------------------------------------------------------
@@ -249,12 +249,11 @@ def test_a_killed_study_resumes_with_its_finished_trials_intact(tmp_path, space,
 
 def test_two_worker_processes_share_one_sqlite_study(tmp_path, space):
     study_dir = tmp_path / "study"
-    assert tune_main(_args(space, study_dir, 4, "--workers", "2")) == 0
+    assert tune_main(_args(space, study_dir, 2, "--workers", "2")) == 0
     study = _study(study_dir)
-    assert list(_states(study).values()) == ["COMPLETE"] * 4
+    assert _states(study) == {0: "COMPLETE", 1: "COMPLETE"}
     workers = {t.user_attrs["worker"] for t in study.trials}
-    assert len(workers) == 2  # both processes finished trials
-    assert len({t.number for t in study.trials}) == 4
+    assert len(workers) == 2  # one trial each: both processes worked on the one study
     assert (study_dir / "best.toml").is_file()
 
 
