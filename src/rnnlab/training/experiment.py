@@ -32,7 +32,7 @@ from .config import Config, ConfigError, config_from_dict, config_to_dict
 from .loop import Batches, FitState, TrainingStopped, evaluate, fit, resume
 from .optim import build_optimizer, build_schedule
 from .regularize import regularizers
-from .samples import SampleWriter, importance_weighted_test_nll
+from .samples import epoch_hook, importance_weighted_test_nll
 
 __all__ = [
     "DataError", "Data", "build_data", "build_model", "build_schedule", "evaluate_run",
@@ -221,7 +221,7 @@ def train(
                 )
             state = resume(run.checkpoints / "last.pt", model, optimizer, scheduler, train_data)
         else:
-            _pretrain(cfg, model, data.train[0], dry_run)
+            families.pretrain(cfg, model, data.train[0], dry_run)
         if rank == 0 and resume_from is None:
             out = stack.enter_context(tempfile.TemporaryDirectory()) if dry_run else None
             name = cfg.run.name or f"{cfg.run.preset or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -229,7 +229,7 @@ def train(
         where = f"{device}" + (f" x {world_size} processes" if world_size > 1 else "")
         if rank == 0:
             log(f"{cfg.run.preset or 'run'}: {n_params:,} parameters on {where}; {data.source}")
-        hook = _hooks(cfg, data, run, on_epoch_end, model)
+        hook = epoch_hook(cfg, data.test, run, model, on_epoch_end)
         try:
             state = fit(
                 model, optimizer, train_data, train_step=train_step, eval_step=eval_step,
@@ -260,36 +260,6 @@ def train(
         if rank == 0:
             log("  ".join(f"{k} {v:.4f}" for k, v in result.items() if k.startswith("test_")))
         return result
-
-
-def _pretrain(cfg: Config, model: nn.Module, x: Tensor, dry_run: bool) -> None:
-    """Greedy layer-wise pretraining of a stacked autoencoder (Bengio et al. 2007) before the
-    end-to-end epochs; ``train.pretrain_epochs`` per layer."""
-    if cfg.model.family == "autoencode" and cfg.model.kind == "stacked":
-        epochs = min(cfg.train.pretrain_epochs, 1) if dry_run else cfg.train.pretrain_epochs
-        if epochs:
-            x = x[:256] if dry_run else x
-            p = next(model.parameters())
-            model.pretrain(x.to(p.device), epochs, cfg.data.batch_size, cfg.train.lr,
-                           seed=cfg.train.seed)  # fmt: skip
-
-
-def _hooks(cfg: Config, data: Data, run: RunDir | None, user, model: nn.Module):
-    """The per-epoch hook: the generative families' sample grids into the run folder (rank
-    0), then the caller's ``on_epoch_end``."""
-    writer = None
-    if cfg.model.family in families.FAMILIES and run is not None:
-        shape = tuple(DATASETS[cfg.data.dataset].image_shape)
-        writer = SampleWriter(cfg, data.test[0], data.test[1], shape, lambda: run.path)
-    if writer is None:
-        return user
-
-    def hook(state: FitState, record: dict) -> None:
-        writer(model, state.epoch)
-        if user is not None:
-            user(state, record)
-
-    return hook
 
 
 def _finish(run: RunDir, model: nn.Module, cfg: Config, result: dict) -> dict:

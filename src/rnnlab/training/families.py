@@ -34,7 +34,8 @@ from .config import Config, ConfigError
 from .steps import update
 
 __all__ = [
-    "FAMILIES", "GAN", "build_model", "check_kind", "model_input", "optimizer_parts", "steps_for",
+    "FAMILIES", "GAN", "build_model", "check_kind", "model_input", "optimizer_parts", "pretrain",
+    "steps_for",
 ]  # fmt: skip
 
 FAMILIES: dict[str, tuple[str, ...]] = {
@@ -165,6 +166,17 @@ def optimizer_parts(cfg: Config, model: nn.Module) -> dict[str, list] | None:
     if cfg.model.family == "vaegan":
         return model.parts()
     return None
+
+
+def pretrain(cfg: Config, model: nn.Module, x: Tensor, dry_run: bool = False) -> None:
+    """Greedy layer-wise pretraining of a stacked autoencoder (Bengio et al. 2007) before the
+    end-to-end epochs, ``train.pretrain_epochs`` per layer; nothing for any other model."""
+    if cfg.model.family != "autoencode" or cfg.model.kind != "stacked":
+        return
+    epochs = min(cfg.train.pretrain_epochs, 1) if dry_run else cfg.train.pretrain_epochs
+    if epochs:
+        x = (x[:256] if dry_run else x).to(next(model.parameters()).device)
+        model.pretrain(x, epochs, cfg.data.batch_size, cfg.train.lr, seed=cfg.train.seed)
 
 
 # ----------------------------------------------------------------------------- steps

@@ -10,6 +10,7 @@ grid drawn between two epochs cannot change the training that follows (exact res
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -17,7 +18,7 @@ from torch import Tensor, nn
 
 from .config import Config
 
-__all__ = ["SampleWriter", "importance_weighted_test_nll"]
+__all__ = ["SampleWriter", "epoch_hook", "importance_weighted_test_nll"]
 
 SAMPLE_SEED = 1234  # fixed noise for every epoch's sample grid
 
@@ -87,6 +88,24 @@ class SampleWriter:
                     labels = torch.arange(self.n, device=device) % model.n_classes
                 written.append(self._save(model(z, labels), "samples", epoch))
         return written
+
+
+def epoch_hook(cfg: Config, test: tuple[Tensor, ...], run, model: nn.Module, user=None) -> Callable:
+    """The loop's ``on_epoch_end`` for a run: a generative family's grids into ``run``'s
+    folder (where the run is, i.e. rank 0), then the caller's ``user(state, record)``."""
+    from rnnlab.data import DATASETS
+
+    if cfg.model.family not in ("autoencode", "vae", "gan", "vaegan") or run is None:
+        return user
+    shape = tuple(DATASETS[cfg.data.dataset].image_shape)
+    writer = SampleWriter(cfg, test[0], test[1], shape, lambda: run.path)
+
+    def hook(state, record: dict) -> None:
+        writer(model, state.epoch)
+        if user is not None:
+            user(state, record)
+
+    return hook
 
 
 def importance_weighted_test_nll(model: nn.Module, batches, k: int, device) -> float:
