@@ -322,6 +322,8 @@ def _spawned(job: Job, worker: int, n_trials: int) -> None:
     except (TuneError, ConfigError) as e:
         print(f"rnnlab: error: worker {worker}: {_one_line(e)}", file=sys.stderr, flush=True)
         sys.exit(2)
+    except KeyboardInterrupt:  # Ctrl-C reaches every worker; the main process reports it
+        sys.exit(130)
 
 
 # --- the search ---------------------------------------------------------------------------
@@ -423,7 +425,10 @@ def tune_main(argv: list[str]) -> int:
     if argv[:1] == ["tune"]:
         argv = argv[1:]
     try:
-        args, rest = _parser().parse_known_args(argv)
+        try:
+            args, rest = _parser().parse_known_args(argv)
+        except SystemExit as e:  # --help
+            return e.code if isinstance(e.code, int) else 0
         overrides = [a for a in rest if a.startswith("--") and "=" in a]
         stray = [a for a in rest if a not in overrides]
         if stray:
