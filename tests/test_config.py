@@ -15,7 +15,10 @@ from rnnlab.training.config import (
 EXPECTED_PRESETS = {
     "listing-5-2", "simple-rnn-rows", "lstm-rows", "gru-rows", "bilstm-rows",
     "stacked-lstm-rows", "lstm-pixels", "lstm-permuted", "adding-simple_rnn", "adding-lstm",
-    "adding-gru", "digits-lstm",
+    "adding-gru", "digits-lstm", "cnn-mnist", "cnn-mnist-fgsm-at", "cnn-mnist-fast-at",
+    "cnn-mnist-pgd-at", "lstm-rows-mnist-at", "cnn-fashion-at", "ae-mnist", "conv-ae-mnist",
+    "lstm-ae-mnist", "vae-mnist", "conv-vae-mnist", "gan-mnist", "dcgan-mnist", "cgan-mnist",
+    "vaegan-mnist",
 }  # fmt: skip
 
 
@@ -82,3 +85,36 @@ def test_config_round_trips_through_a_dict():
 def test_config_from_dict_rejects_unknown_sections_and_keys():
     with pytest.raises(ConfigError, match="did you mean `model.hidden_size`"):
         config_from_dict({"model": {"hiden_size": 3}})
+
+
+@pytest.mark.parametrize("name", sorted(list_presets()))
+def test_every_preset_builds_its_model_on_data_of_the_right_shape(name):
+    from rnnlab.training.experiment import build_data, build_model
+
+    cfg = load_preset(name)
+    data = build_data(cfg, dry_run=True)
+    assert build_model(cfg, data.train[0][0], data.num_classes) is not None
+
+
+def test_the_adversarial_presets_follow_their_papers():
+    fgsm, fast, pgd = (load_preset(f"cnn-mnist-{m}-at").train for m in ("fgsm", "fast", "pgd"))
+    assert (fgsm.adversarial, fgsm.adv_eps, fgsm.adv_mix) == ("fgsm", 0.3, 0.5)
+    assert (fast.adversarial, fast.adv_eps, fast.adv_mix) == ("fast", 0.3, None)
+    assert (pgd.adversarial, pgd.adv_eps) == ("pgd", 0.3)
+    assert load_preset("lstm-rows-mnist-at").train.adv_eps == 0.3
+    assert load_preset("cnn-fashion-at").train.adv_eps == 0.1
+    gan = load_preset("gan-mnist")
+    assert (gan.model.family, gan.model.kind, gan.model.hidden_size) == ("gan", "mlp", 128)
+    assert (gan.train.lr, gan.train.beta1) == (2e-4, 0.5)  # Listing 5.5's Adam
+
+
+def test_generative_keys_are_typed_and_checked():
+    flags = ["--family=vae", "--kind=conv", "--latent_dim=2", "--beta=4", "--iw_k=100"]
+    cfg = apply_overrides(Config(), [*flags, "--likelihood=gaussian"])
+    assert (cfg.model.latent_dim, cfg.train.beta, cfg.train.iw_k) == (2, 4.0, 100)
+    with pytest.raises(ConfigError, match="`model.latent_dim` must be a positive integer"):
+        apply_overrides(Config(), ["--latent_dim=0"])
+    with pytest.raises(ConfigError, match="`model.likelihood` must be one of bernoulli, gaussian"):
+        apply_overrides(Config(), ["--likelihood=poisson"])
+    with pytest.raises(ConfigError, match="`train.label_smoothing` must be in"):
+        apply_overrides(Config(), ["--label_smoothing=1"])
