@@ -44,6 +44,13 @@ def test_summary_prints_listing_5_2_in_keras_format(capsys):
     assert "simple_rnn (SimpleRNN)" in out and "72960" in out and "Total params: 75,530" in out
 
 
+def test_summary_of_listing_5_5_and_of_a_vae_gan(capsys):
+    assert main(["summary", "gan-mnist"]) == 0
+    assert "Total params: 214,673" in capsys.readouterr().out  # G 114,064 + D 100,609
+    assert main(["summary", "vaegan-mnist"]) == 0
+    assert "discriminator" in capsys.readouterr().out
+
+
 def test_dry_run_trains_on_synthetic_data_and_keeps_nothing(tmp_path, capsys):
     assert main(["train", "listing-5-2", "--dry-run", *TINY]) == 0  # mnist is not here
     assert "dry run" in capsys.readouterr().out

@@ -209,7 +209,14 @@ def _dispatch(args, overrides: list[str], argv: list[str]) -> int:
         cfg = _config(args, overrides)
         data = experiment.build_data(cfg, dry_run=True)
         model = experiment.build_model(cfg, data.train[0][0], max(data.num_classes, 0))
-        summary(model, tuple(data.train[0].shape[1:]), name=cfg.run.preset)
+        if cfg.model.family == "vaegan":  # three parts, no single forward to trace
+            for part, params in model.parts().items():
+                print(f"{part:<14} {sum(p.numel() for p in params):>12,} parameters")
+            return 0
+        shape = tuple(data.train[0].shape[1:])
+        if cfg.model.family == "gan":  # the container's forward is the generator's: z -> x
+            shape = (cfg.model.latent_dim,)
+        summary(model, shape, name=cfg.run.preset)
         return 0
     if args.verb == "evaluate":
         metrics = experiment.evaluate_run(args.run, data_dir=getattr(args, "data_dir", None))
