@@ -16,6 +16,13 @@ Run folder::
                 metrics.jsonl    one JSON record per epoch
                 checkpoints/last.pt, best.pt, model.safetensors
                 summary.txt
+                samples/*.png     generative families: grids per epoch; `rnnlab attack`'s
+                                  adversarial.png
+                robustness.json, gradients.json/.png, gates/*.png   written by
+                                  `rnnlab attack` / `gradients` / `gates` (inspect_run.py)
+
+A multi-optimizer family (GAN, VAE-GAN) stores ``{part: optimizer state}`` and
+``{part: scheduler state}``: plain dicts of tensors, loadable the same way.
 """
 
 from __future__ import annotations

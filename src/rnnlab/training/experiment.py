@@ -1,6 +1,9 @@
 """From a :class:`~rnnlab.training.config.Config` to a trained run: data, model, optimizer,
-schedule, then :func:`rnnlab.training.loop.fit`. The CLI's ``train``/``evaluate``/
-``predict`` are thin shells around :func:`train`, :func:`evaluate_run`, :func:`load_run`.
+schedule, then :func:`rnnlab.training.loop.fit`. Every ``model.family`` goes through here:
+classify (optionally adversarial, :mod:`.adversarial`; Keras-style regularizers,
+:mod:`.regularize`), regress, tbptt, and the generative families of :mod:`.families`.
+The CLI's ``train``/``evaluate``/``predict`` are thin shells around :func:`train`,
+:func:`evaluate_run`, :func:`load_run`.
 """
 
 from __future__ import annotations
