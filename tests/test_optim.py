@@ -169,3 +169,30 @@ def test_pgd_training_uses_only_adversarial_examples():
     out = adversarial_step(model, (x, y), opt, method="pgd", eps=0.2, steps=2)
     assert out["loss"] == pytest.approx(float(expected), rel=1e-5)
     assert "accuracy" not in out  # no clean half
+
+
+def test_adversarial_training_resumes_bit_identically(tmp_path):
+    from rnnlab.training.checkpoint import load_checkpoint
+    from rnnlab.training.config import load_preset
+    from rnnlab.training.experiment import train
+
+    def cfg(name):
+        flags = ["--kind=cnn", "--data.limit=96", "--batch_size=16", "--hidden_size=8",
+                 "--epochs=3", "--max_steps=2", "--deterministic=true", "--device=cpu",
+                 "--adversarial=fast", "--adv_eps=0.2", f"--run.out_dir={tmp_path}",
+                 f"--run.name={name}", "--schedule=none"]  # fmt: skip
+        return apply_overrides(load_preset("digits-lstm"), flags)
+
+    train(cfg("whole"), log=str, progress=False)
+
+    def stop_after_epoch_1(line):
+        if line.startswith("epoch 1/3"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg("split"), log=stop_after_epoch_1, progress=False)
+    train(cfg("split"), resume_from=tmp_path / "split", log=str, progress=False)
+    whole = load_checkpoint(tmp_path / "whole" / "checkpoints" / "last.pt")
+    split = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")
+    for key, value in whole["model"].items():
+        assert torch.equal(value, split["model"][key]), key
