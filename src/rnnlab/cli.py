@@ -91,6 +91,8 @@ def _parser() -> _Parser:
     p.add_argument("run")
     p.add_argument("--index", type=int, default=0)
     p.add_argument("--layer", type=int, default=0)
+    verbs.add_parser("report", help="HTML + Markdown report of runs", add_help=False)
+    verbs.add_parser("tune", help="Optuna study over a preset", add_help=False)
     verbs.add_parser("tour", parents=[common], help="guided tour", add_help=False)
     return parser
 
