@@ -169,3 +169,45 @@ def test_lstm_autoencoder_padded_equals_unpadded_and_zero_past_length():
     torch.testing.assert_close(total, expected)
     total.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_bad_input_latent_larger_than_input():
+    for make in (
+        lambda: Autoencoder(D, D + 1),
+        lambda: DeepAutoencoder([D, 20, D + 4]),
+        lambda: StackedAutoencoder([D, 8, D + 1]),
+        lambda: ConvAutoencoder((4, 4), latent_size=17, channels=(2,)),
+        lambda: LinearAutoencoder(D, D + 1),
+    ):
+        with pytest.raises(ValueError, match="latent.*larger than the input|latent_size"):
+            make()
+    # the regularised kinds may be overcomplete (Vincent et al. 2010, Rifai et al. 2011)
+    for model in (
+        DenoisingAutoencoder(D, 2 * D),
+        SparseAutoencoder(D, 2 * D),
+        ContractiveAutoencoder(D, 2 * D),
+    ):
+        assert model(torch.rand(2, D)).shape == (2, D)
+    assert Autoencoder(D, D)(torch.rand(2, D)).shape == (2, D)  # equal size is allowed
+
+
+@pytest.mark.parametrize(
+    ("noise", "level"), [("gaussian", -0.1), ("gaussian", 1.5), ("masking", 1.0), ("masking", -1)]
+)
+def test_bad_input_noise_level_outside_unit_interval(noise, level):
+    with pytest.raises(ValueError, match=r"noise_level.*\[0, 1\]"):
+        DenoisingAutoencoder(D, 4, noise=noise, noise_level=level)
+
+
+def test_bad_input_sequence_autoencoder_given_images_or_bad_lengths():
+    model = LSTMAutoencoder(input_size=6, hidden_size=4, latent_size=2)
+    images = torch.rand(3, 1, 5, 6)
+    with pytest.raises(ValueError, match="not images.*rows"):
+        model(images)
+    assert model(images[:, 0]).shape == (3, 5, 6)  # rows as steps
+    with pytest.raises(ValueError, match=r"\(B, T, 6\)"):
+        model(torch.rand(3, 5))
+    with pytest.raises(ValueError, match="lengths"):
+        model(images[:, 0], torch.tensor([5, 6, 1]))  # longer than T
+    with pytest.raises(ValueError, match="lengths"):
+        model.loss(images[:, 0], torch.tensor([5, 5]))  # one length per sequence

@@ -111,7 +111,13 @@ class DeepAutoencoder(AutoencoderBase):
 
     :math:`z = a_c(W_L \dots a(W_1 x + b_1) \dots + b_L)`, decoder the same in reverse with
     ``activation`` between layers and ``output_activation`` at the end.
+
+    A code larger than the input (``k > D``) raises: an unregularised overcomplete AE can learn
+    the identity (Goodfellow et al. 2016, §14.2). The regularised kinds (denoising, sparse,
+    contractive) accept it, as in Vincent et al. 2010 and Rifai et al. 2011.
     """
+
+    overcomplete_ok = False
 
     def __init__(
         self,
@@ -125,6 +131,12 @@ class DeepAutoencoder(AutoencoderBase):
         sizes = list(sizes)
         if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
             raise ValueError(f"`sizes` must be >= 2 positive ints [D, ..., k]; got {sizes}")
+        if sizes[-1] > sizes[0] and not self.overcomplete_ok:
+            raise ValueError(
+                f"latent size {sizes[-1]} is larger than the input size {sizes[0]}: "
+                f"{type(self).__name__} could learn the identity; use a smaller code or a "
+                f"denoising, sparse or contractive autoencoder for an overcomplete one"
+            )
         self.sizes = sizes
         self._act = _activation(activation, "activation")
         self._code_act = _activation(code_activation, "code_activation")
@@ -228,7 +240,11 @@ class DenoisingAutoencoder(Autoencoder):
 
     ``noise="gaussian"``: :math:`\tilde x = x + \sigma \epsilon`; ``noise="masking"``: each
     input is set to 0 with probability ``noise_level``. Corruption only in training mode.
+    ``noise_level`` must lie in [0, 1] ([0, 1) for masking): images live in [0, 1], so a larger
+    σ buries the signal.
     """
+
+    overcomplete_ok = True
 
     def __init__(
         self,
@@ -243,8 +259,11 @@ class DenoisingAutoencoder(Autoencoder):
         super().__init__(input_size, hidden_size, activation, reconstruction, output_activation)
         if noise not in ("gaussian", "masking"):
             raise ValueError(f"`noise` must be 'gaussian' or 'masking'; got {noise!r}")
-        if noise_level < 0 or (noise == "masking" and noise_level >= 1):
-            raise ValueError(f"`noise_level` must be >= 0 (< 1 for masking); got {noise_level}")
+        if not 0 <= noise_level <= 1 or (noise == "masking" and noise_level == 1):
+            raise ValueError(
+                f"`noise_level` must be in [0, 1] ([0, 1) for masking): the Gaussian std or the "
+                f"fraction of inputs dropped; got {noise_level}"
+            )
         self.noise, self.noise_level = noise, noise_level
 
     def corrupt(self, x: Tensor) -> Tensor:
@@ -262,6 +281,8 @@ class ContractiveAutoencoder(Autoencoder):
     :math:`\sum_j (h_j(1-h_j))^2 \sum_i W_{ji}^2`; ``"autograd"`` works for any activation;
     ``"auto"`` picks the closed form when it applies.
     """
+
+    overcomplete_ok = True
 
     def __init__(
         self,
@@ -298,6 +319,8 @@ class ContractiveAutoencoder(Autoencoder):
 class SparseAutoencoder(Autoencoder):
     r"""Sparse codes: ``sparsity="l1"`` adds :math:`\beta \frac1B\sum_b \|h_b\|_1`;
     ``"kl"`` adds :math:`\beta \sum_j \mathrm{KL}(\rho \| \hat\rho_j)` (sigmoid codes)."""
+
+    overcomplete_ok = True
 
     def __init__(
         self,
@@ -392,6 +415,12 @@ class ConvAutoencoder(AutoencoderBase):
                 f"{channels}, {latent_size}, {kernel_size}"
             )
         self._act = _activation(activation, "activation")
+        if latent_size > in_channels * image_size[0] * image_size[1]:
+            raise ValueError(
+                f"latent size {latent_size} is larger than the input size "
+                f"{in_channels * image_size[0] * image_size[1]} ({in_channels}x{image_size[0]}x"
+                f"{image_size[1]}): the autoencoder could learn the identity"
+            )
         self.image_shape = (in_channels, *image_size)
         sides = [tuple(image_size)]  # spatial size after each down block
         for _ in channels:
@@ -465,6 +494,12 @@ class LSTMAutoencoder(AutoencoderBase):
         return (torch.arange(steps, device=device) < lengths[:, None])[..., None]  # (B, T, 1)
 
     def encode(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        if x.dim() == 4:
+            raise ValueError(
+                f"LSTMAutoencoder reads sequences (B, T, {self.input_size}), not images "
+                f"{tuple(x.shape)}: pass rows as steps, x[:, 0] of shape (B, H, W) with "
+                f"input_size=W, or rnnlab.data.images_to_sequences"
+            )
         if x.dim() != 3 or x.shape[2] != self.input_size:
             raise ValueError(f"`x` must be (B, T, {self.input_size}); got {tuple(x.shape)}")
         return self.to_latent(self.encoder_rnn(x, lengths=lengths))  # (B, latent_size)
