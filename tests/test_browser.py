@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_report import make_fake_run
+from test_report import EVIL, make_fake_run, make_small_run
 
 from rnnlab.evaluation.report import render_report
 
@@ -21,7 +21,8 @@ FLAGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 # Injected before the page's own markup: counts images that did not decode, resource load
-# errors (captured, they do not bubble) and uncaught JS errors, and reports them in the title.
+# errors (captured, they do not bubble) and uncaught JS errors, and whether the page is wider
+# than the window (horizontal scrolling at 1280 px), and reports them in the title.
 PROBE = """<script>
 window.__errors = 0;
 window.addEventListener("error", function () { window.__errors++; }, true);
@@ -30,8 +31,9 @@ window.addEventListener("load", function () {
   for (var i = 0; i < images.length; i++) {
     if (!images[i].complete || images[i].naturalWidth === 0) broken++;
   }
+  var wide = document.documentElement.scrollWidth > window.innerWidth;
   document.title = "CHECK images=" + images.length + " broken=" + broken +
-    " errors=" + window.__errors;
+    " errors=" + window.__errors + " wide=" + wide;
 });
 </script>"""
 WIDTH, HEIGHT = 1280, 2000
@@ -65,7 +67,12 @@ def report_page(tmp_path_factory) -> Path:
     _chromium()  # skip before rendering anything
     root = tmp_path_factory.mktemp("browser")
     runs = [make_fake_run(root / "runs" / "lstm"), make_fake_run(root / "runs" / "gru", 1)]
-    return render_report(runs, title="rnnlab report: browser test")
+    adding = make_small_run(root / "runs" / "adding", {"train_loss": [1.0, 0.5, 0.4],
+                            "val_loss": [0.9, 0.6, 0.5]}, summary__txt="x" * 300)  # fmt: skip
+    groups = {"Classifiers: LSTM vs GRU": runs, "The adding problem": [adding]}
+    notes = {"Classifiers: LSTM vs GRU": "lstm  test accuracy 0.91\n" + EVIL + " " + "w" * 400}
+    return render_report([*runs, adding], title="rnnlab report: browser test", groups=groups,
+                         notes=notes)  # fmt: skip
 
 
 def test_every_image_loads_without_errors(report_page, tmp_path):
@@ -76,12 +83,12 @@ def test_every_image_loads_without_errors(report_page, tmp_path):
     probe.write_text(html.replace("<head>", "<head>" + PROBE, 1), encoding="utf-8")
     result = _run(
         ["--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", "--dump-dom",
-         probe.as_uri()],
+         f"--window-size={WIDTH},{HEIGHT}", probe.as_uri()],
         tmp_path / "profile",
     )  # fmt: skip
     title = re.search(r"<title>(CHECK[^<]*)</title>", result.stdout)
     assert title, f"the probe did not run (rc {result.returncode}): {result.stderr[-2000:]}"
-    assert title.group(1) == f"CHECK images={expected} broken=0 errors=0"
+    assert title.group(1) == f"CHECK images={expected} broken=0 errors=0 wide=false"
     console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
     assert console == [], console
 

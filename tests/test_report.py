@@ -131,8 +131,7 @@ def test_two_runs_side_by_side(tmp_path):
     assert page == tmp_path / "runs" / "report" / "report.html"
     text = page.read_text()
     assert "<title>LSTM vs GRU</title>" in text
-    assert text.count('class="cmp"') >= 3  # confusion, gates and samples rows: one column each
-    assert re.search(r'<tr class="diff"><td class="key"><code>model.hidden</code>', text)
+    assert re.search(r"<th>differs</th>.*<tr><td><code>model.hidden</code>", text)
     links = _links(page)
     assert len(links.srcs) == 3 + 2 + 2 + 2 * 2  # curves, confusion x2, robust+grads, images x2
     assert len(set(links.srcs)) == len(links.srcs)
@@ -209,3 +208,116 @@ def test_metrics_logger_tensorboard_writes_events(tmp_path):
     with MetricsLogger(tmp_path, tensorboard=True) as log:
         log.log({"epoch": 1, "split": "val", "loss": 0.5})
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def make_small_run(path: Path, metrics: dict[str, list[float]] | None = None, **files) -> Path:
+    """A run folder with ``config.json``, per-epoch ``metrics`` in the loop's form
+    (``{"train_loss": [..]}``) and any other ``files`` (name -> JSON-able or text)."""
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"config": {"name": path.name}}))
+    if metrics:
+        epochs = max(map(len, metrics.values()))
+        lines = [{"epoch": e + 1} | {k: v[e] for k, v in metrics.items() if e < len(v)}
+                 for e in range(epochs)]  # fmt: skip
+        (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    for name, data in files.items():
+        text = data if isinstance(data, str) else json.dumps(data)
+        (path / name.replace("__", ".")).write_text(text)
+    return path
+
+
+def _sections(page: Path) -> dict[str, str]:
+    """Group title -> the HTML of its <section>."""
+    text = page.read_text()
+    found = re.findall(r'<section><h2 id="[^"]*">(.*?)</h2>(.*?)</section>', text, re.S)
+    return dict(found)
+
+
+NO_PLACEHOLDERS = ("not in this run", "no confusion.json", 'class="missing"', "unreadable</")
+
+
+def test_groups_show_only_their_runs_and_artefacts(tmp_path):
+    root = tmp_path / "tour"
+    lstm, gru = make_fake_run(root / "cls" / "lstm"), make_fake_run(root / "cls" / "gru", 1)
+    adding = make_small_run(root / "mem" / "adding", {"train_loss": [1.0, 0.5],
+                            "val_loss": [0.9, 0.6], "test_loss": [0.55]})  # fmt: skip
+    grads = make_small_run(root / "mem" / "gradients",
+                           gradients__json={"LSTM": [0.1, 0.5, 1.0]})  # fmt: skip
+    listing = make_small_run(root / "sum" / "listing", summary__txt="Model: x\nTotal: 5")
+    stray = make_small_run(root / "stray", {"val_accuracy": [0.5]})
+    groups = {"Classifiers": [lstm, gru], "Memory": [adding, grads], "Summary": [listing],
+              "Empty part": []}  # fmt: skip
+    notes = {"Classifiers": f"lstm acc 0.9\n{EVIL}", "Summary": "Model: x\nTotal: 5",
+             "Empty part": "trained nothing"}  # fmt: skip
+    page = render_report([lstm, gru, adding, grads, listing, stray], out_dir=root / "report",
+                         title="tour", groups=groups, notes=notes)  # fmt: skip
+    text = page.read_text()
+    sections = _sections(page)
+    assert list(sections) == ["Classifiers", "Memory", "Summary", "Empty part", "Other runs"]
+    toc = re.search(r'<nav class="toc">(.*?)</nav>', text, re.S).group(1)
+    assert [t for t in re.findall(r">([^<>]+)</a>", toc)] == list(sections)
+    assert "lstm, gru" in toc and "adding, gradients" in toc
+    for placeholder in NO_PLACEHOLDERS:
+        assert placeholder not in text
+    cls, mem, summ, empty, other = sections.values()
+    # notes: escaped, at the top of their section
+    assert cls.index("<pre class=note>") < cls.index("<table")
+    assert "&lt;script&gt;" in cls and "<script" not in text and "<img src=x" not in text
+    assert empty.strip() == "<pre class=note>trained nothing</pre>"
+    # classifiers: both confusion matrices, their gates and samples; no memory runs
+    assert cls.count("</b> · confusion matrix: rows true class") == 2
+    assert "Gate activations" in cls and "adding" not in cls and "gradients</b>" not in cls
+    assert re.search(r"<th class=num>lstm</th><th class=num>gru</th></tr>", cls)
+    # memory: its own loss curve, the gradient plot, no confusion/robustness/images
+    assert "loss per epoch" in mem and "accuracy per epoch" not in mem
+    assert "Gradient norm through time" in mem
+    for absent in ("Confusion", "Robustness", "Gate activations", "Samples", "lstm</"):
+        assert absent not in mem, absent
+    assert re.search(r"<th class=num>adding</th></tr>", mem)  # gradients has no metrics column
+    # summary-only: the note, no table of metrics, no curves; its summary.txt only repeats
+    # the note, so it is not shown twice
+    assert "Final metrics" not in summ and "Training curves" not in summ
+    assert "Model summary" not in summ and summ.count("Total: 5") == 1
+    assert "stray" in other and "stray" not in cls + mem + summ
+    assert "Training curves" not in other  # one point of val accuracy: nothing to draw
+    links = _links(page)
+    assert links.srcs and all((page.parent / s).is_file() for s in links.srcs)
+    md = (page.parent / "report.md").read_text()
+    assert md.index("## Classifiers") < md.index("## Memory") < md.index("## Summary")
+    assert "<script" not in md
+
+
+def test_ungrouped_page_splits_curves_by_kind_and_has_no_placeholders(tmp_path):
+    cls = make_fake_run(tmp_path / "cls")
+    reg = make_small_run(tmp_path / "reg", {"train_loss": [1.0, 0.5], "val_loss": [0.8, 0.7]})
+    page = render_report([cls, reg], out_dir=tmp_path / "out")
+    text = page.read_text()
+    for placeholder in NO_PLACEHOLDERS:
+        assert placeholder not in text
+    # a classifier's loss and a regressor's loss are not drawn on one axis
+    assert text.count("</b> · loss per epoch") == 2 and text.count("</b> · accuracy per epoch") == 1
+    assert text.count("</b> · confusion matrix: rows true class") == 1
+    assert len(_links(page).srcs) == 3 + 1 + 1 + 2 + 2  # curves, confusion, robust+grads, images
+    assert all((page.parent / s).is_file() for s in _links(page).srcs)
+
+
+def test_many_runs_get_one_row_each(tmp_path):
+    runs = [make_small_run(tmp_path / f"r{i}", {"val_loss": [1.0, 0.5 + i / 10]})
+            for i in range(6)]  # fmt: skip
+    text = render_report(runs, out_dir=tmp_path / "out").read_text()
+    table = re.search(r"Final metrics.*?<table>(.*?)</table>", text, re.S).group(1)
+    assert "<th>run</th><th class=num>val loss</th>" in table
+    assert table.count("<tr>") == 1 + 6
+    assert '<td class="num win">0.5</td>' in table
+
+
+def test_bad_groups_and_notes(tmp_path):
+    run = make_small_run(tmp_path / "a")
+    with pytest.raises(ReportError, match="pass `groups` too"):
+        render_report([run], notes={"x": "y"})
+    with pytest.raises(ReportError, match="name no group"):
+        render_report([run], groups={"A": [run]}, notes={"B": "y"})
+    with pytest.raises(ReportError, match="must list run folders"):
+        render_report([run], groups={"A": run})
+    with pytest.raises(ReportError, match="RUN must be"):
+        render_report([run], groups={"A": [tmp_path / "missing"]})

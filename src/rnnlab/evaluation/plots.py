@@ -23,6 +23,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 __all__ = [
@@ -100,25 +101,26 @@ def plot_curves(
 ) -> Path:
     """One line per run and split: ``curves[run][split] = [(x, value), ...]``.
 
-    Colour = run, line style = split (train solid, val dashed, test dotted). Non-finite
-    points are left out (and non-positive ones with ``log_y``); a single point is a marker.
+    Colour = run, line style = split (train solid, val dashed, test dotted). With several
+    runs the legend has one entry per run (colour) and one per split (style), outside the
+    axes. Non-finite points are left out (and non-positive ones with ``log_y``); a single
+    point is a marker.
     """
-    fig, ax = _axes()
-    lines = 0
-    for i, (run, splits) in enumerate(curves.items()):
+    several = len(curves) > 1
+    fig, ax = _axes((7.4, 3.6) if several else (6.4, 3.6))
+    lines, runs, splits = 0, {}, {}
+    for i, (run, by_split) in enumerate(curves.items()):
         colour = PALETTE[i % len(PALETTE)]
-        for split, points in splits.items():
+        for split, points in by_split.items():
             xs, ys = _finite(points, positive=log_y)
             if not xs:
                 continue
-            name = split or metric
-            label = name if len(curves) == 1 else f"{run} · {name}"
             style = SPLIT_STYLE.get(split, "-.") if split else "-"
             ax.plot(
-                xs, ys, style, color=colour, label=_text(label),
+                xs, ys, style, color=colour, label=_text(split or metric),
                 marker="o" if len(xs) <= 30 else None, markersize=3.5, linewidth=1.6,
             )  # fmt: skip
-            lines += 1
+            lines, runs[run], splits[split or metric] = lines + 1, colour, style
     if log_y and lines:
         ax.set_yscale("log")
     if all(float(x).is_integer() for s in curves.values() for p in s.values() for x, _ in p):
@@ -126,7 +128,15 @@ def plot_curves(
     ax.set_xlabel(_text(xlabel))
     ax.set_ylabel(_text(metric))
     ax.set_title(_text(metric), fontsize=11, loc="left")
-    _legend(ax, lines)
+    if several and lines:
+        handles = [Line2D([], [], color=c, linewidth=2, label=_text(r)) for r, c in runs.items()]
+        if len(splits) > 1:
+            handles += [Line2D([], [], color="#4b5563", linestyle=s, label=_text(n))
+                        for n, s in splits.items()]  # fmt: skip
+        ax.legend(handles=handles, fontsize=8, frameon=False, loc="upper left",
+                  bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # fmt: skip
+    else:
+        _legend(ax, lines)
     return save_figure(fig, path)
 
 
