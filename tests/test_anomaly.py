@@ -63,3 +63,60 @@ def test_threshold_at_fpr():
         threshold_at_fpr(scores, 1.0)
     with pytest.raises(ValueError, match="normal_scores"):
         threshold_at_fpr(scores[None], 0.1)
+
+
+def test_auroc_and_pr_auc_match_sklearn_and_reject_bad_labels():
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from rnnlab.evaluation.anomaly import auroc, pr_auc
+
+    g = torch.Generator().manual_seed(0)
+    scores = torch.rand(50, generator=g)
+    labels = torch.rand(50, generator=g) < 0.3
+    assert auroc(scores, labels) == pytest.approx(roc_auc_score(labels.numpy(), scores.numpy()))
+    assert pr_auc(scores, labels) == pytest.approx(
+        average_precision_score(labels.numpy(), scores.numpy())
+    )
+    assert auroc(labels.float(), labels) == 1.0 and pr_auc(labels.float(), labels) == 1.0
+    with pytest.raises(ValueError, match="both normal"):
+        auroc(scores, torch.zeros(50, dtype=torch.bool))
+    with pytest.raises(ValueError, match="one length"):
+        pr_auc(scores[:3], labels)
+    with pytest.raises(ValueError, match="finite"):
+        auroc(torch.full((50,), float("nan")), labels)
+
+
+def test_one_class_protocol_trains_one_model_per_class():
+    from rnnlab.evaluation.anomaly import one_class_protocol
+
+    g = torch.Generator().manual_seed(0)
+    # three classes, each a 2-d subspace of R^10: an AE fitted on one class flags the others
+    bases = [torch.linalg.qr(torch.randn(10, 2, generator=g))[0] for _ in range(3)]
+
+    def draw(n):
+        y = torch.arange(n) % 3
+        x = torch.stack([bases[c] @ torch.randn(2, generator=g) * 2 for c in y.tolist()])
+        return x, y
+
+    (x_train, y_train), (x_test, y_test) = draw(150), draw(60)
+    seen = []
+
+    def make_model(c):
+        seen.append(c)
+        return LinearAutoencoder(10, 2)
+
+    def train_fn(model, x):
+        assert len(x) == 50
+        train_autoencoder(model, x, epochs=100, batch_size=50, lr=0.05)
+
+    result = one_class_protocol(make_model, train_fn, x_train, y_train, x_test, y_test)
+    assert seen == [0, 1, 2] and set(result["per_class"]) == {0, 1, 2}
+    for r in result["per_class"].values():
+        assert r["auroc"] > 0.95 and r["pr_auc"] > 0.95 and r["n_train"] == 50
+    assert result["mean_auroc"] == pytest.approx(
+        sum(r["auroc"] for r in result["per_class"].values()) / 3
+    )
+    with pytest.raises(ValueError, match="pair up"):
+        one_class_protocol(make_model, train_fn, x_train, y_train[:-1], x_test, y_test)
+    with pytest.raises(ValueError, match="no training images"):
+        one_class_protocol(make_model, train_fn, x_train, y_train, x_test, y_test, classes=[7])
