@@ -90,7 +90,10 @@ def attack_run(
         kw["restarts"] = restarts
     clean = robust_accuracy(model, (x, y), None, batch_size=batch_size)
     log(f"clean accuracy {clean:.4f} on {len(y)} test examples")
-    curve = accuracy_vs_epsilon(model, x, y, epsilons, method, batch_size=batch_size, **kw)
+    attacked = [e for e in epsilons if e > 0]  # eps 0 is the clean accuracy: no attack to run
+    curve = [{"eps": 0.0, "accuracy": clean}] if len(attacked) < len(epsilons) else []
+    if attacked:
+        curve += accuracy_vs_epsilon(model, x, y, attacked, method, batch_size=batch_size, **kw)
     for point in curve:
         log(f"{method} eps {point['eps']:g}: robust accuracy {point['accuracy']:.4f}")
     label = method if method == "fgsm" else f"{method}-{steps}"
