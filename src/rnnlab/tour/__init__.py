@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in bar:
         bar.set_description(f"tour: {name}")
         t0 = time.perf_counter()
+        first_run = len(tour.runs)
         lines = PARTS[name](tour)
+        tour.record_part(name, PARTS[name], first_run, lines)
         tqdm.write(f"== {name} ({time.perf_counter() - t0:.0f} s) ==")
         for line in lines:
             tqdm.write(line)
@@ -57,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_report and tour.runs:
         from rnnlab.evaluation.report import render_report
 
-        page = render_report(tour.runs, out_dir=out, title="rnnlab tour")
+        page = render_report(
+            tour.runs, out_dir=out, title="rnnlab tour", groups=tour.groups, notes=tour.notes
+        )
         print(f"report: {page}")
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+from collections.abc import Callable
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +19,18 @@ class Tour:
     quick: bool = False
     runs: list[Path] = field(default_factory=list)
     classifier_runs: dict[str, Path] = field(default_factory=dict)  # reused by later parts
+    groups: dict[str, list[Path]] = field(default_factory=dict)  # report section -> its runs
+    notes: dict[str, str] = field(default_factory=dict)  # report section -> printed lines
+
+    def record_part(self, name: str, part: Callable, first_run: int, lines: list[str]) -> None:
+        """File the runs made since ``tour.runs[first_run]`` and the lines the part printed
+        under one report section, titled by the part's name and its docstring's first
+        sentence."""
+        doc = " ".join((part.__doc__ or "").split())
+        sentence = re.split(r"(?<=[.?!])\s+", doc)[0].rstrip(".")
+        title = f"{name} — {sentence}" if sentence else name
+        self.groups[title] = self.runs[first_run:]
+        self.notes[title] = "\n".join(lines)
 
     def folder(self, part: str) -> Path:
         path = self.out / part
