@@ -1,10 +1,9 @@
-"""Run reports (rnnlab.evaluation.report) on tiny fake run folders, and MetricsLogger."""
+"""Run reports (rnnlab.evaluation.report) on tiny fake run folders."""
 
 from __future__ import annotations
 
 import json
 import re
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -12,7 +11,6 @@ import numpy as np
 import pytest
 from matplotlib.image import imsave
 
-from rnnlab.evaluation.logging import MetricsLogger, tensorboard_tag
 from rnnlab.evaluation.report import ReportError, load_run, render_report, report_main
 
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -174,40 +172,6 @@ def test_report_main_exit_codes(tmp_path, capsys):
     capsys.readouterr()
     with pytest.raises(ReportError, match="non-empty list"):
         render_report([])
-
-
-def test_metrics_logger_appends_flushed_lines(tmp_path):
-    torch = pytest.importorskip("torch")
-    with MetricsLogger(tmp_path / "run") as log:
-        log.log({"epoch": 1, "split": "train", "loss": torch.tensor(0.5), "acc": np.float32(1)})
-        # flushed: readable before close
-        first = json.loads((tmp_path / "run" / "metrics.jsonl").read_text())
-        assert first == {"epoch": 1, "split": "train", "loss": 0.5, "acc": 1.0}
-    assert log.closed
-    with pytest.raises(ValueError, match="closed"):
-        log.log({"loss": 1.0})
-    with MetricsLogger(tmp_path / "run") as log:  # resumed: appended, not truncated
-        log.log({"epoch": 2, "val_loss": float("nan")})
-    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
-    assert len(lines) == 2 and np.isnan(json.loads(lines[1])["val_loss"])
-    with MetricsLogger(tmp_path / "run") as log, pytest.raises(TypeError, match="a mapping"):
-        log.log([1.0])
-    assert tensorboard_tag("val_loss") == "loss/val" == tensorboard_tag("loss", "val")
-    assert tensorboard_tag("lr") == "lr"
-
-
-def test_metrics_logger_tensorboard_missing(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails
-    with pytest.raises(ImportError, match="pip install tensorboard"):
-        MetricsLogger(tmp_path / "run", tensorboard=True)
-    assert not (tmp_path / "run").exists()  # nothing created before the error
-
-
-def test_metrics_logger_tensorboard_writes_events(tmp_path):
-    pytest.importorskip("tensorboard", reason="optional dependency `tensorboard` not installed")
-    with MetricsLogger(tmp_path, tensorboard=True) as log:
-        log.log({"epoch": 1, "split": "val", "loss": 0.5})
-    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
 
 
 def make_small_run(path: Path, metrics: dict[str, list[float]] | None = None, **files) -> Path:

@@ -2,29 +2,27 @@
 matrix heatmap, robustness (accuracy vs epsilon) curves and gradient norms through time.
 
 Drawn with matplotlib's Agg canvas directly (no pyplot state, no display, as in
-``evaluation.robustness``) and written atomically: the PNG is rendered in memory, written to a
-temporary file in the target folder, then ``os.replace``-d onto its name, so a reader never
-sees half a file. Every function takes plain Python data that the report has already read and
-checked, and returns the path it wrote. Labels read from disk are drawn literally (``$`` is
-escaped so mathtext never parses them).
+``evaluation.robustness``) and written atomically by :func:`rnnlab.utils.save_figure` (temp
+file + ``os.replace``: a reader never sees half a file). Every function takes plain Python
+data that the report has already read and checked, and returns the path it wrote. Labels
+read from disk are drawn literally (``$`` is escaped so mathtext never parses them).
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
+
+from rnnlab.utils import atomic_write_bytes
+from rnnlab.utils import save_figure as _save_figure
 
 __all__ = [
     "atomic_write_bytes", "plot_confusion", "plot_curves", "plot_gradients", "plot_robustness",
@@ -38,29 +36,9 @@ SPLIT_STYLE = {"train": "-", "val": "--", "test": ":"}
 MAX_ANNOTATED_CLASSES = 15
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the page from a web server
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
-    return path
-
-
 def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
-    """Render ``fig`` to PNG (Agg, 110 dpi) and write it atomically to ``path``."""
-    buf = io.BytesIO()
-    FigureCanvasAgg(fig)
-    fig.savefig(buf, format="png", dpi=110, facecolor="white")
-    return atomic_write_bytes(path, buf.getvalue())
+    """Render ``fig`` to PNG at the report's 110 dpi and write it atomically to ``path``."""
+    return _save_figure(fig, path, dpi=110)
 
 
 def _text(label: object) -> str:

@@ -151,7 +151,7 @@ def render_report(
             scope = Scope([runs[i] for i in idx], level=3, prefix=f"{anchor}-")
             page.toc.append((anchor, group))
             page.html.append(f'<section><h2 id="{esc(anchor)}">{esc(group)}</h2>')
-            page.md.append(f"\n## {md(group)}\n")
+            page.md.append(f'\n<a id="{esc(anchor)}"></a>\n\n## {md(group)}\n')
             if notes.get(group):
                 page.pre(str(notes[group]).strip("\n"), cls="note")
             _scope(page, scope, plots, note=str(notes.get(group, "")))

@@ -114,7 +114,7 @@ class Page:
             self.toc.append((anchor, title))
         tag = f"h{scope.level}"
         self.html.append(f'<{tag} id="{esc(anchor)}">{esc(title)}</{tag}>')
-        self.md.append(f"\n{'#' * scope.level} {md(title)}\n")
+        self.md.append(f'\n<a id="{esc(anchor)}"></a>\n\n{"#" * scope.level} {md(title)}\n')
 
     def rel(self, path: Path) -> str:
         return path.relative_to(self.out).as_posix()
