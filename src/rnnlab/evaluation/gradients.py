@@ -27,8 +27,9 @@ from torch import Tensor, nn
 
 from rnnlab.layers.masking import check_lengths, lengths_to_mask
 from rnnlab.layers.recurrent import RNN
+from rnnlab.utils import save_figure
 
-from .gates import _save_png, watch_steps
+from .gates import watch_steps
 
 __all__ = ["find_recurrent", "format_gradient_table", "gradient_norms_through_time"]
 __all__ += ["plot_gradient_norms"]
@@ -167,7 +168,7 @@ def plot_gradient_norms(
     ax.set_title(title or "Gradient norm through time")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    return _save_png(fig, path)
+    return str(save_figure(fig, path))
 
 
 def format_gradient_table(curves: Mapping[str, Tensor], *, every: int | None = None) -> str:
