@@ -197,6 +197,13 @@ def test_report_and_tune_are_delegated(tiny_run, tmp_path, capsys, monkeypatch):
     assert "`rnnlab tune` is not available" in _error(capsys, ["tune", "x"])
 
 
+def test_sample_is_delegated(tmp_path, capsys):
+    flags = ["--family=gan", "--kind=mlp", "--run.name=s", "--latent_dim=4", "--samples=8"]
+    assert main(["train", "digits-lstm", *TINY, *flags, "--schedule=none"]) == 0
+    assert main(["sample", "runs/s", "--n", "8", "--out", str(tmp_path / "g.png")]) == 0
+    assert (tmp_path / "g.png").stat().st_size > 0
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

@@ -14,6 +14,7 @@
     rnnlab gates RUN [--index I] [--layer L]    gate heatmaps -> RUN/gates/
     rnnlab report RUN [RUN ...] [--out DIR] [--title T]   HTML + Markdown report
     rnnlab tune PRESET --space SPACE.toml --trials N ...  Optuna study (rnnlab.training.tune)
+    rnnlab sample RUN --n 64 --out grid.png [--label L]    samples of a VAE/GAN/VAE-GAN run
     rnnlab tour                                 the guided tour (rnnlab.tour)
 
 Global options (before or after the verb): ``--device auto|cpu|cuda``, ``--data-dir DIR``,
@@ -32,7 +33,7 @@ __all__ = ["main"]
 
 VERBS = (
     "train", "evaluate", "predict", "summary", "datasets", "presets", "attack", "gradients",
-    "gates", "report", "tune", "tour",
+    "gates", "report", "tune", "sample", "tour",
 )  # fmt: skip
 
 
@@ -93,6 +94,7 @@ def _parser() -> _Parser:
     p.add_argument("--layer", type=int, default=0)
     verbs.add_parser("report", help="HTML + Markdown report of runs", add_help=False)
     verbs.add_parser("tune", help="Optuna study over a preset", add_help=False)
+    verbs.add_parser("sample", help="image grid from a generative run", add_help=False)
     verbs.add_parser("tour", parents=[common], help="guided tour", add_help=False)
     return parser
 
@@ -135,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         return report_main(argv[1:])
     if argv[:1] == ["tune"]:
         return _tune(argv[1:])
+    if argv[:1] == ["sample"]:
+        from rnnlab.sampling import sample_main
+
+        return sample_main(argv[1:])
     from rnnlab.data import DatasetNotFoundError, DownloadError, IDXError
     from rnnlab.training.checkpoint import CheckpointError
     from rnnlab.training.config import ConfigError
