@@ -118,3 +118,20 @@ def test_generative_keys_are_typed_and_checked():
         apply_overrides(Config(), ["--likelihood=poisson"])
     with pytest.raises(ConfigError, match="`train.label_smoothing` must be in"):
         apply_overrides(Config(), ["--label_smoothing=1"])
+
+
+def test_load_preset_accepts_a_file_path(tmp_path):
+    from rnnlab.training.config import load_preset
+
+    path = tmp_path / "mine.toml"
+    path.write_text('description = "x"\n[train]\nepochs = 2\n')
+    cfg = load_preset(str(path))
+    assert cfg.train.epochs == 2 and cfg.run.preset == "mine"
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_preset(str(tmp_path / "missing.toml"))
+
+
+def test_tune_spaces_are_not_presets():
+    from rnnlab.training.config import list_presets
+
+    assert not [name for name in list_presets() if name.startswith("tune-")]

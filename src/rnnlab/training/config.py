@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import types
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 try:
@@ -252,7 +254,12 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
 
 def _preset_files() -> dict[str, Any]:
     folder = resources.files("rnnlab") / "configs"
-    return {p.name[:-5]: p for p in folder.iterdir() if p.name.endswith(".toml")}
+    # tune-*.toml are search spaces for `rnnlab tune`, not presets
+    return {
+        p.name[:-5]: p
+        for p in folder.iterdir()
+        if p.name.endswith(".toml") and not p.name.startswith("tune-")
+    }
 
 
 def list_presets() -> dict[str, str]:
@@ -264,7 +271,20 @@ def list_presets() -> dict[str, str]:
 
 
 def load_preset(name: str) -> Config:
-    """The shipped preset ``name`` (see :func:`list_presets`) as a :class:`Config`."""
+    """The shipped preset ``name`` (see :func:`list_presets`), or a preset file given by its
+    path (anything ending in ``.toml`` or holding a path separator, e.g. the ``best.toml``
+    that ``rnnlab tune`` writes), as a :class:`Config`."""
+    if name.endswith(".toml") or "/" in name or os.sep in name:
+        path = Path(name)
+        if not path.is_file():
+            raise ConfigError(f"preset file {path} does not exist")
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"preset file {path} is not valid TOML: {e}") from None
+        cfg = config_from_dict(data)
+        cfg.run.preset = path.stem
+        return cfg
     files = _preset_files()
     if name not in files:
         close = difflib.get_close_matches(name, list(files), n=1, cutoff=0.4)
