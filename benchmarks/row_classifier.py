@@ -10,7 +10,7 @@ of a shared machine hits both sides alike:
    categorical cross-entropy, ``optimizer="sgd"`` i.e. lr 0.01 without momentum,
    ``batch_size=128``) beside rnnlab's ``listing-5-2`` preset (the same model and recipe,
    built by :func:`rnnlab.training.experiment.build_model` and trained by rnnlab's loop,
-   :func:`rnnlab.training.loop.fit` with :func:`rnnlab.training.steps.classify_step`).
+   :func:`rnnlab.training.loop.fit`, with the train step and optimizer `rnnlab train` builds).
    Goal: rnnlab >= 3x faster per epoch, test accuracy within 1 point.
 2. A plain ``torch.nn.LSTM`` training script (LSTM(128) -> Dropout -> Linear, Adam with a
    one-cycle schedule, gradient-norm clipping at 1, batch 128: the recipe of the
@@ -29,7 +29,6 @@ Run: ``KERAS_BACKEND=torch python benchmarks/row_classifier.py [--epochs 3]
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import statistics
 import time
@@ -42,11 +41,19 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from rnnlab.data.datasets import load  # noqa: E402
-from rnnlab.training import steps  # noqa: E402
 from rnnlab.training.config import apply_overrides, load_preset  # noqa: E402
-from rnnlab.training.experiment import OPTIMIZERS, build_model, build_schedule  # noqa: E402
+from rnnlab.training.experiment import _steps_for, build_model  # noqa: E402
 from rnnlab.training.loop import Batches, fit  # noqa: E402
 from rnnlab.utils import seed_everything  # noqa: E402
+
+try:  # the engine's optimizer module
+    from rnnlab.training.optim import build_optimizer, build_schedule  # noqa: E402
+except ImportError:  # older layout: both lived in experiment.py
+    from rnnlab.training.experiment import OPTIMIZERS, build_schedule  # noqa: E402
+
+    def build_optimizer(cfg, model):
+        return OPTIMIZERS[cfg.train.optimizer](model.parameters(), cfg.train)
+
 
 GOAL_KERAS, GOAL_TORCH = 3.0, 1.10
 
@@ -110,11 +117,10 @@ class RnnlabPreset:
         self.name = f"rnnlab `{preset}`"
         seed_everything(seed)
         self.model = build_model(cfg, train[0][0], 10)
-        self.optimizer = OPTIMIZERS[cfg.train.optimizer](self.model.parameters(), cfg.train)
+        self.optimizer = build_optimizer(cfg, self.model)
         self.data = Batches(*train, batch_size=cfg.data.batch_size, seed=seed)
         self.scheduler, self.interval = build_schedule(cfg, self.optimizer, len(self.data))
-        clip = {"clip_norm": cfg.train.clip_norm, "clip_value": cfg.train.clip_value}
-        self.step = functools.partial(steps.classify_step, **clip)
+        self.step = _steps_for(cfg)[0]  # the step `rnnlab train` uses (clipping bound)
         self.state, self.done, self.test = None, 0, test
 
     def epoch(self) -> None:
