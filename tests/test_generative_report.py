@@ -97,7 +97,10 @@ def test_evaluate_generator_reports_every_metric(data, tmp_path):
     assert 0 < r["test_nll_binarized"] < 64 * 2  # an untrained VAE: about 64 log 2 nats
     g = evaluate_generator(_models()["gan"], "toy", n=40, data=data, cache_dir=tmp_path,
                            classifier_epochs=2, log=lambda _: None)  # fmt: skip
-    assert g["family"] == "gan" and "test_nll_binarized" not in g
+    assert g["family"] == "gan" and "test_nll_binarized" not in g and "label_accuracy" not in g
+    c = evaluate_generator(_models()["cgan"], "toy", n=40, data=data, cache_dir=tmp_path,
+                           classifier_epochs=2, log=lambda _: None)  # fmt: skip
+    assert 0 <= c["label_accuracy"] <= 1
 
 
 def test_real_images_score_better_than_noise(data, tmp_path):

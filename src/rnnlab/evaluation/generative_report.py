@@ -232,6 +232,11 @@ def evaluate_generator(
     cov = mode_coverage(clf, samples, int(test[1].max()) + 1)
     out["classes_covered"], out["kl_to_uniform"] = cov["classes_covered"], cov["kl_to_uniform"]
     out["histogram"] = [int(c) for c in cov["histogram"]]
+    if getattr(model, "n_classes", 0):  # cGAN: does the classifier see the asked-for class?
+        asked = torch.arange(n) % model.n_classes
+        with torch.no_grad():
+            got = torch.cat([clf(samples[i : i + 1000]).argmax(1) for i in range(0, n, 1000)])
+        out["label_accuracy"] = (got == asked).float().mean().item()
     m = min(memorisation_n, n)
     mem = memorisation_check(samples[:m], train[0], test[0][:m])
     out["memorisation"] = mem
