@@ -26,7 +26,7 @@ def _noise_free(kinds, **kw):
 
 def test_each_kind_changes_only_its_window():
     for name in ANOMALY_KINDS:
-        x, kind, window = _noise_free((name,))
+        x, kind, window = _noise_free((name,), shift_size=0.75)
         assert (kind == ANOMALY_KINDS.index(name) + 1).all()
         # the same series without the event: same seed, only normal rows (same draws)
         base, _, _ = sequence_anomalies(40, 64, 1.0, (name,), noise=1e-9, seed=5, shift_size=1e-9,
@@ -39,8 +39,8 @@ def test_each_kind_changes_only_its_window():
         assert not (diff & (before if name == "frequency" else ~inside)).any(), name
         assert diff.any(dim=1).all(), name  # every anomalous series changes
         if name == "level_shift":
-            torch.testing.assert_close((x - base).abs()[..., 0][inside], torch.ones(inside.sum()),
-                                       atol=1e-4, rtol=0)  # fmt: skip
+            shift = (x - base).abs()[..., 0][inside]
+            torch.testing.assert_close(shift, torch.full_like(shift, 0.75), atol=1e-4, rtol=0)
         if name == "spike":
             assert (diff.sum(dim=1) <= 3).all()
 
