@@ -1,4 +1,4 @@
-"""MetricsLogger (rnnlab.evaluation.logging): flushed JSONL lines, optional TensorBoard."""
+"""MetricsLogger (rnnlab.training.logging): flushed JSONL lines, optional TensorBoard."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from rnnlab.evaluation.logging import MetricsLogger, tensorboard_tag
+from rnnlab.training.logging import MetricsLogger, tensorboard_tag
 
 
 def test_metrics_logger_appends_flushed_lines(tmp_path):
@@ -43,3 +43,17 @@ def test_metrics_logger_tensorboard_writes_events(tmp_path):
     with MetricsLogger(tmp_path, tensorboard=True) as log:
         log.log({"epoch": 1, "split": "val", "loss": 0.5})
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_train_with_tensorboard_flag_fails_cleanly_without_the_package(tmp_path, capsys):
+    import importlib.util
+
+    from rnnlab.cli import main
+
+    if importlib.util.find_spec("tensorboard") is not None:
+        pytest.skip("tensorboard is installed: the error path cannot be exercised")
+    code = main(["train", "digits-lstm", "--tensorboard", f"--run.out_dir={tmp_path}",
+                 "--train.epochs=1", "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "pip install tensorboard" in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir()), "nothing may be left on disk"

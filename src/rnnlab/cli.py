@@ -53,6 +53,10 @@ def _parser() -> _Parser:
     common.add_argument("--dry-run", action="store_true", default=argparse.SUPPRESS)
     common.add_argument("--resume", metavar="RUN", default=argparse.SUPPRESS)
     common.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS)
+    common.add_argument(
+        "--tensorboard", action="store_true", default=argparse.SUPPRESS,
+        help="also write TensorBoard scalars (same as --run.tensorboard=true)",
+    )  # fmt: skip
     parser = _Parser(
         prog="rnnlab",
         description="Train, evaluate and inspect the chapter's recurrent models.",
@@ -159,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingStopped as e:
         print(f"rnnlab: error: {_one_line(e)}", file=sys.stderr)
         return 1
-    except (UsageError, ConfigError, DataError, DatasetNotFoundError, DownloadError) as e:
+    except (UsageError, ConfigError, DataError, DatasetNotFoundError, DownloadError,
+            ImportError) as e:  # fmt: skip
         print(f"rnnlab: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except (IDXError, CheckpointError, ValueError, OSError) as e:
@@ -186,6 +191,8 @@ def _config(args, overrides: list[str]):
         flags.append(f"--train.device={args.device}")
     if hasattr(args, "data_dir"):
         flags.append(f"--data.data_dir={args.data_dir}")
+    if getattr(args, "tensorboard", False):
+        flags.append("--run.tensorboard=true")
     return apply_overrides(cfg, flags)
 
 

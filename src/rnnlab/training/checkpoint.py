@@ -146,6 +146,8 @@ class RunDir:
         self.path = Path(path)
         self.final = Path(final) if final is not None else self.path
         self.committed = final is None
+        self._tensorboard = None
+        self._tensorboard_writer = None
 
     @classmethod
     def create(cls, out_dir: str | os.PathLike, name: str, config: dict, argv: list[str]):
@@ -184,8 +186,30 @@ class RunDir:
         (self.path / name).write_text(text)
 
     def log(self, record: dict) -> None:
+        """Append ``record`` to metrics.jsonl (always) and, after :meth:`use_tensorboard`,
+        write its numbers as TensorBoard scalars under ``tensorboard/``."""
         with open(self.path / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
+        if self._tensorboard is not None:
+            self._tensorboard_log(record)
+
+    def use_tensorboard(self) -> None:
+        """Turn TensorBoard logging on (check first with
+        :func:`rnnlab.training.logging.require_tensorboard`)."""
+        from .logging import MetricsLogger
+
+        self._tensorboard = MetricsLogger  # the class: a logger is made per folder path
+        self._tensorboard_writer = None
+
+    def _tensorboard_log(self, record: dict) -> None:
+        # The folder is renamed into place at its first checkpoint: reopen at the new path.
+        writer = self._tensorboard_writer
+        if writer is None or writer.run_dir != self.path:
+            if writer is not None:
+                writer.close()
+            writer = self._tensorboard(self.path, tensorboard=True, jsonl=False)
+            self._tensorboard_writer = writer
+        writer.log(record)
 
     def metrics(self) -> list[dict]:
         """The records of metrics.jsonl, in order."""

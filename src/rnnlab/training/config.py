@@ -144,6 +144,7 @@ class RunConfig:
     name: str = ""  # "" -> <preset>-<timestamp>
     description: str = ""
     preset: str = ""
+    tensorboard: bool = False  # also write TensorBoard scalars (needs `pip install tensorboard`)
 
 
 @dataclass

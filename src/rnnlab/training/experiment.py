@@ -189,6 +189,10 @@ def train(
     ``on_epoch_end(state, record)`` goes to :func:`~rnnlab.training.loop.fit` (tuning hooks).
     """
     t = cfg.train
+    if cfg.run.tensorboard:
+        from .logging import require_tensorboard
+
+        require_tensorboard()  # before anything is made on disk
     rank, world_size, device = distributed.setup(t.device)
     log = log if rank == 0 else (lambda _: None)
     if world_size > 1 and cfg.model.family not in ("classify", "regress"):
@@ -229,6 +233,8 @@ def train(
             out = stack.enter_context(tempfile.TemporaryDirectory()) if dry_run else None
             name = cfg.run.name or f"{cfg.run.preset or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}"
             run = RunDir.create(out or cfg.run.out_dir, name, config_to_dict(cfg), argv or [])
+        if run is not None and cfg.run.tensorboard:
+            run.use_tensorboard()
         where = f"{device}" + (f" x {world_size} processes" if world_size > 1 else "")
         if rank == 0:
             log(f"{cfg.run.preset or 'run'}: {n_params:,} parameters on {where}; {data.source}")

@@ -64,14 +64,17 @@ class MetricsLogger:
     created when missing; an existing ``metrics.jsonl`` is appended to (resumed runs).
     """
 
-    def __init__(self, run_dir: str | os.PathLike, tensorboard: bool = False) -> None:
+    def __init__(
+        self, run_dir: str | os.PathLike, tensorboard: bool = False, *, jsonl: bool = True
+    ) -> None:
         if not isinstance(tensorboard, bool):
             raise TypeError(f"`tensorboard` must be True or False, got {tensorboard!r}")
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / "metrics.jsonl"
         writer_class = _summary_writer() if tensorboard else None
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a", encoding="utf-8")  # closed in close()
+        # closed in close(); jsonl=False: TensorBoard only (RunDir writes the JSONL itself)
+        self._file = open(self.path if jsonl else os.devnull, "a", encoding="utf-8")
         self._writer = None
         if writer_class is not None:
             self._writer = writer_class(log_dir=str(self.run_dir / "tensorboard"))
@@ -142,3 +145,8 @@ def _summary_writer() -> type:
     except ImportError as err:
         raise ImportError(TENSORBOARD_HELP) from err
     return SummaryWriter
+
+
+def require_tensorboard() -> None:
+    """Raise the ImportError of :func:`_summary_writer` now, before a run starts."""
+    _summary_writer()
