@@ -16,8 +16,8 @@ EXPECTED_PRESETS = {
     "listing-5-2", "simple-rnn-rows", "lstm-rows", "gru-rows", "bilstm-rows",
     "stacked-lstm-rows", "lstm-pixels", "lstm-permuted", "adding-simple_rnn", "adding-lstm",
     "adding-gru", "digits-lstm", "cnn-mnist", "cnn-mnist-fgsm-at", "cnn-mnist-fast-at",
-    "cnn-mnist-pgd-at", "lstm-rows-mnist-at", "cnn-fashion-at", "ae-mnist", "conv-ae-mnist",
-    "lstm-ae-mnist", "vae-mnist", "conv-vae-mnist", "gan-mnist", "dcgan-mnist", "cgan-mnist",
+    "cnn-mnist-pgd-at", "lstm-rows-mnist-at", "cnn-fashion-at", "ae-basic", "ae-conv",
+    "ae-lstm", "vae-mnist", "conv-vae-mnist", "gan-mnist", "dcgan-mnist", "cgan-mnist",
     "vaegan-mnist",
 }  # fmt: skip
 
