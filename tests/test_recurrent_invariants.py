@@ -269,3 +269,12 @@ def test_stacked_with_bidirectional_top_reads_backward_half_at_step_zero():
     torch.testing.assert_close(out[:, :H], seq[torch.arange(B), lengths - 1, :H])
     out.sum().backward()
     assert model.layers[-1].backward_layer.cell.weight_hh.grad.abs().sum() > 0
+
+
+def test_torch_init_option_draws_every_parameter_uniformly():
+    for cell in (LSTMCell(4, 16, init="torch"), GRUCell(4, 16, init="torch"),
+                 SimpleRNNCell(4, 16, init="torch")):  # fmt: skip
+        for p in cell.parameters():
+            assert p.abs().max() <= 0.25 and p.abs().min() < 0.25 and p.std() > 0.05
+    with pytest.raises(ValueError, match="`init`"):
+        LSTM(I, H, init="he")

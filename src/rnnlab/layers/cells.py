@@ -36,6 +36,8 @@ def hard_sigmoid(x: Tensor) -> Tensor:
     return F.relu6(x + 3.0) / 6.0
 
 
+INITS = ("keras", "torch")
+
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "tanh": torch.tanh,
     "sigmoid": torch.sigmoid,
@@ -86,9 +88,17 @@ class _Cell(nn.Module):
 
     gates: int = 1
 
-    def __init__(self, input_size: int, hidden_size: int, *, use_bias: bool = True) -> None:
+    def __init__(
+        self, input_size: int, hidden_size: int, *, use_bias: bool = True, init: str = "keras"
+    ) -> None:
         super().__init__()
         _check_sizes(input_size, hidden_size)
+        if init not in INITS:
+            raise ValueError(
+                f"Received an invalid value for argument `init`: expected one of {INITS}, "
+                f"got {init!r}."
+            )
+        self.init = init
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.use_bias = use_bias
@@ -101,8 +111,15 @@ class _Cell(nn.Module):
             self.register_parameter("bias", None)
 
     def reset_parameters(self) -> None:
-        """Keras defaults: Glorot-uniform over the whole (G*H, I) kernel, as Keras does for
-        its (I, G*H) kernel; orthogonal (G*H, H) recurrent kernel; zero bias."""
+        """``init="keras"`` (default): Glorot-uniform over the whole (G*H, I) kernel, as Keras
+        does for its (I, G*H) kernel; orthogonal (G*H, H) recurrent kernel; zero bias.
+        ``init="torch"``: torch.nn's U(-1/sqrt(H), 1/sqrt(H)) for every parameter (no forget
+        bias), to measure what the chapter's "Xavier initialisation" advice buys."""
+        if self.init == "torch":
+            bound = self.hidden_size**-0.5
+            for p in self.parameters():
+                nn.init.uniform_(p, -bound, bound)
+            return
         nn.init.xavier_uniform_(self.weight_ih)
         nn.init.orthogonal_(self.weight_hh)
         if self.bias is not None:
@@ -140,9 +157,15 @@ class SimpleRNNCell(_Cell):
     gates = 1
 
     def __init__(
-        self, input_size: int, hidden_size: int, *, activation: str = "tanh", use_bias: bool = True
+        self,
+        input_size: int,
+        hidden_size: int,
+        *,
+        activation: str = "tanh",
+        use_bias: bool = True,
+        init: str = "keras",
     ) -> None:
-        super().__init__(input_size, hidden_size, use_bias=use_bias)
+        super().__init__(input_size, hidden_size, use_bias=use_bias, init=init)
         self.activation = activation
         self.act = get_activation(activation)
         self.reset_parameters()
@@ -180,8 +203,9 @@ class LSTMCell(_Cell):
         recurrent_activation: str = "sigmoid",
         use_bias: bool = True,
         unit_forget_bias: bool = True,
+        init: str = "keras",
     ) -> None:
-        super().__init__(input_size, hidden_size, use_bias=use_bias)
+        super().__init__(input_size, hidden_size, use_bias=use_bias, init=init)
         self.activation = activation
         self.recurrent_activation = recurrent_activation
         self.act = get_activation(activation)
@@ -191,7 +215,7 @@ class LSTMCell(_Cell):
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
-        if self.bias is not None and self.unit_forget_bias:
+        if self.bias is not None and self.unit_forget_bias and self.init == "keras":
             with torch.no_grad():
                 self.bias[self.hidden_size : 2 * self.hidden_size].fill_(1.0)
 
@@ -244,8 +268,9 @@ class GRUCell(_Cell):
         recurrent_activation: str = "sigmoid",
         use_bias: bool = True,
         reset_after: bool = True,
+        init: str = "keras",
     ) -> None:
-        super().__init__(input_size, hidden_size, use_bias=use_bias and not reset_after)
+        super().__init__(input_size, hidden_size, use_bias=use_bias and not reset_after, init=init)
         self.use_bias = use_bias
         self.reset_after = reset_after
         if reset_after and use_bias:
@@ -262,6 +287,8 @@ class GRUCell(_Cell):
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
+        if self.init == "torch":  # the base class already drew every parameter
+            return
         for b in (self.bias_ih, self.bias_hh):
             if b is not None:
                 nn.init.zeros_(b)

@@ -230,6 +230,7 @@ class RNN(nn.Module):
 _LAYER_ARGS = """
     Args:
         input_size, hidden_size: I and H.
+        init: "keras" (Glorot/orthogonal/zero bias, LSTM forget bias 1) or "torch".
         return_sequences, return_state, go_backwards, stateful, dropout, recurrent_dropout,
         implementation: see :class:`RNN`.
 """
@@ -245,9 +246,12 @@ class SimpleRNN(RNN):
         *,
         activation: str = "tanh",
         use_bias: bool = True,
+        init: str = "keras",
         **rnn_kwargs,
     ) -> None:
-        cell = SimpleRNNCell(input_size, hidden_size, activation=activation, use_bias=use_bias)
+        cell = SimpleRNNCell(
+            input_size, hidden_size, activation=activation, use_bias=use_bias, init=init
+        )
         super().__init__(cell, **rnn_kwargs)
 
 
@@ -263,6 +267,7 @@ class LSTM(RNN):
         recurrent_activation: str = "sigmoid",
         use_bias: bool = True,
         unit_forget_bias: bool = True,
+        init: str = "keras",
         **rnn_kwargs,
     ) -> None:
         cell = LSTMCell(
@@ -272,6 +277,7 @@ class LSTM(RNN):
             recurrent_activation=recurrent_activation,
             use_bias=use_bias,
             unit_forget_bias=unit_forget_bias,
+            init=init,
         )
         super().__init__(cell, **rnn_kwargs)
 
@@ -291,6 +297,7 @@ class GRU(RNN):
         recurrent_activation: str = "sigmoid",
         use_bias: bool = True,
         reset_after: bool = True,
+        init: str = "keras",
         **rnn_kwargs,
     ) -> None:
         cell = GRUCell(
@@ -300,5 +307,6 @@ class GRU(RNN):
             recurrent_activation=recurrent_activation,
             use_bias=use_bias,
             reset_after=reset_after,
+            init=init,
         )
         super().__init__(cell, **rnn_kwargs)

@@ -34,6 +34,7 @@ def recurrent_layers(
     layer_dropout: float = 0.0,
     activation: str = "tanh",
     implementation: str = "auto",
+    init: str = "keras",
 ) -> nn.Module:
     """One layer (``num_layers=1``), a :class:`Bidirectional` one, or a :class:`Stacked`
     pile. ``dropout``/``recurrent_dropout`` are each layer's Keras rates (one mask per
@@ -53,6 +54,7 @@ def recurrent_layers(
             dropout=dropout,
             recurrent_dropout=recurrent_dropout,
             implementation=implementation,
+            init=init,
             return_sequences=i < num_layers - 1,  # inner layers hand up whole sequences
         )
         layer = Bidirectional(layer) if bidirectional else layer
@@ -83,6 +85,7 @@ class SequenceClassifier(nn.Module):
         head_dropout: float = 0.0,
         activation: str = "tanh",
         implementation: str = "auto",
+        init: str = "keras",
     ) -> None:
         super().__init__()
         if not isinstance(num_classes, int) or num_classes < 2:
@@ -90,7 +93,7 @@ class SequenceClassifier(nn.Module):
         self.rnn = recurrent_layers(
             kind, input_size, hidden_size, num_layers=num_layers, bidirectional=bidirectional,
             dropout=dropout, recurrent_dropout=recurrent_dropout, layer_dropout=layer_dropout,
-            activation=activation, implementation=implementation,
+            activation=activation, implementation=implementation, init=init,
         )  # fmt: skip
         if head_dropout > 0:
             self.dropout = nn.Dropout(head_dropout)

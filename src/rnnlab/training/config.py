@@ -75,6 +75,7 @@ class ModelConfig:
     head_dropout: float = 0.0  # before the output Dense
     activation: str = "tanh"  # SimpleRNN / candidate activation
     implementation: str = "auto"  # auto (fused kernels when possible) | fused | explicit
+    init: str = "keras"  # keras: Glorot/orthogonal/forget bias 1; torch: U(+-1/sqrt(H))
     # generative families (autoencode / vae / gan / vaegan)
     latent_dim: int = 16  # AE code size, VAE latent, GAN noise z
     base_channels: int = 32  # conv AE (c, 2c), ConvVAE, DCGAN and VAE-GAN widths

@@ -38,6 +38,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.sparsity": ("kl", "l1"),
     "model.activation": ("tanh", "relu", "sigmoid", "hard_sigmoid", "softsign", "linear"),
     "model.implementation": ("auto", "fused", "explicit"),
+    "model.init": ("keras", "torch"),
     "train.optimizer": ("sgd", "adam", "rmsprop", "adagrad", "adamw"),
     "train.schedule": ("none", "step", "cosine", "onecycle", "plateau"),
     "train.device": ("auto", "cpu", "cuda"),

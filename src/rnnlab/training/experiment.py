@@ -118,7 +118,7 @@ def build_model(cfg: Config, example: Tensor, num_classes: int) -> nn.Module:
     rnn_kwargs = {
         "num_layers": m.num_layers, "bidirectional": m.bidirectional, "dropout": m.dropout,
         "recurrent_dropout": m.recurrent_dropout, "layer_dropout": m.layer_dropout,
-        "activation": m.activation, "implementation": m.implementation,
+        "activation": m.activation, "implementation": m.implementation, "init": m.init,
     }  # fmt: skip
     if m.family in ("regress", "tbptt"):
         if m.kind in ("cnn", "mlp"):
