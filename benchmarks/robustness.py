@@ -1,0 +1,190 @@
+"""Robustness curves of trained run folders: accuracy vs epsilon under FGSM and PGD.
+
+Madry et al. 2018 (PGD; their MNIST challenge reports, at eps 0.3 L-inf, 89.62% under PGD-100
+with 50 restarts for an adversarially trained model) and Goodfellow, Shlens & Szegedy 2014
+(FGSM) measure robustness as accuracy on attacked test images. This script does that for any
+number of rnnlab classify runs (standard or adversarially trained, CNN or recurrent), with the
+library's own pieces: :func:`rnnlab.training.experiment.load_run` (the run's model and config),
+:func:`rnnlab.evaluation.robustness.accuracy_vs_epsilon` (the curves),
+:func:`~rnnlab.evaluation.robustness.plot_robustness_curves` and
+:func:`~rnnlab.evaluation.robustness.panda_figure`. It never trains.
+
+Outputs, in ``--out``:
+
+- ``<name>.json``: ``{"<label> <attack>": [{"eps", "accuracy"}, ...], ...}`` plus a
+  ``"_meta"`` entry (examples attacked, attack settings, seconds per curve, the command), merged
+  with what is already there so that runs can be added one at a time;
+- ``<name>.png``: one line per (run, attack);
+- ``<name>.md``: the Markdown table (rows: run and attack; columns: eps);
+- with ``--panda``: ``<name>_panda.png``, Goodfellow's Fig. 1 for the first test images of the
+  first run, attacked by PGD at the largest eps.
+
+``--final-eps E --final-steps 100 --restarts 5`` adds one strong point per run: PGD with that
+many steps and restarts at E (the "PGD-100 + restarts" column of Madry's leaderboard).
+
+Run (from the repository root; run folders come from ``rnnlab train``)::
+
+    python benchmarks/robustness.py RUNS/cnn-mnist=standard RUNS/cnn-mnist-fast-at=fast-AT \\
+        --eps-list 0,0.1,0.2,0.3 --methods fgsm pgd --pgd-steps 40 --limit 1000 \\
+        --final-eps 0.3 --final-steps 100 --restarts 5 \\
+        --out docs/results --name adversarial_mnist --panda
+
+PGD's random starts come from a generator seeded with ``--seed``, so a rerun gives the same
+numbers on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from rnnlab.attacks import pgd
+from rnnlab.data import DATASETS
+from rnnlab.evaluation.robustness import (
+    accuracy_vs_epsilon,
+    panda_figure,
+    plot_robustness_curves,
+    robust_accuracy,
+)
+from rnnlab.training.experiment import build_data, load_run
+
+
+def _eps_list(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 0,0.1,0.3; got {text!r}") from None
+    if not values or any(not v >= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected numbers >= 0, got {text!r}")
+    return sorted(set(values))
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+", metavar="RUN[=LABEL]", help="run folders (classify)")
+    p.add_argument("--eps-list", type=_eps_list, default=[0.0, 0.1, 0.2, 0.3])
+    p.add_argument("--methods", nargs="+", choices=("fgsm", "pgd"), default=["fgsm", "pgd"])
+    p.add_argument("--pgd-steps", type=int, default=40)
+    p.add_argument("--final-eps", type=float, default=None, help="one strong PGD point")
+    p.add_argument("--final-steps", type=int, default=100)
+    p.add_argument("--restarts", type=int, default=1, help="restarts of the final PGD point")
+    p.add_argument("--final-limit", type=int, default=0, help="first N for it (0 = --limit)")
+    p.add_argument("--limit", type=int, default=0, help="first N test examples (0 = all)")
+    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="robustness-out")
+    p.add_argument("--name", default="robustness")
+    p.add_argument("--title", default=None)
+    p.add_argument("--panda", action="store_true", help="panda figure of the first run")
+    p.add_argument("--table-only", action="store_true", help="redraw from <name>.json")
+    return p.parse_args(argv)
+
+
+def _label(spec: str) -> tuple[Path, str]:
+    path, _, label = spec.partition("=")
+    return Path(path), label or Path(path).name
+
+
+def _table(data: dict) -> str:
+    curves = {k: v for k, v in data.items() if not k.startswith("_")}
+    eps = sorted({float(p["eps"]) for v in curves.values() for p in v})
+    lines = ["| model / attack | " + " | ".join(f"ε={e:g}" for e in eps) + " |"]
+    lines.append("|---|" + "---|" * len(eps))
+    for name, points in curves.items():
+        acc = {float(p["eps"]): p["accuracy"] for p in points}
+        cells = [f"{100 * acc[e]:.1f}%" if e in acc else "" for e in eps]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _write(out: Path, name: str, data: dict, title: str) -> None:
+    tmp = out / f".{name}.json.{os.getpid()}"
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, out / f"{name}.json")
+    curves = {k: v for k, v in data.items() if not k.startswith("_") and len(v) > 1}
+    if curves:
+        plot_robustness_curves(curves, out / f"{name}.png", title=title)
+    (out / f"{name}.md").write_text(_table(data))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{args.name}.json"
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    title = args.title or args.name
+    if args.table_only:
+        _write(out, args.name, data, title)
+        print(_table(data))
+        return 0
+    meta = data.setdefault("_meta", {})
+    command = "python benchmarks/robustness.py " + shlex.join(
+        sys.argv[1:] if argv is None else argv
+    )
+    for i, spec in enumerate(args.runs):
+        run, label = _label(spec)
+        cfg, model = load_run(run)
+        model.eval()
+        test = build_data(cfg).test
+        x, y = test[0], test[1]
+        if args.limit:
+            x, y = x[: args.limit], y[: args.limit]
+        t0 = time.perf_counter()
+        clean = robust_accuracy(model, (x, y), None, batch_size=args.batch_size)
+        print(f"{label}: clean {clean:.4f} on {len(y)} test examples of {cfg.data.dataset}")
+        for method in args.methods:
+            kw = {}
+            if method == "pgd":
+                gen = torch.Generator().manual_seed(args.seed)
+                kw = {"steps": args.pgd_steps, "generator": gen}
+            t1 = time.perf_counter()
+            eps = [e for e in args.eps_list if e > 0]
+            curve = accuracy_vs_epsilon(model, x, y, eps, method, batch_size=args.batch_size, **kw)
+            curve = [{"eps": 0.0, "accuracy": clean}] + curve
+            key = f"{label} {method if method == 'fgsm' else f'pgd-{args.pgd_steps}'}"
+            data[key] = curve
+            meta[key] = {"n": len(y), "seconds": round(time.perf_counter() - t1, 1),
+                         "run": str(run), "command": command}  # fmt: skip
+            print(f"  {key}: " + "  ".join(f"{p['eps']:g}:{p['accuracy']:.4f}" for p in curve))
+            _write(out, args.name, data, title)
+        if args.final_eps is not None:
+            t1 = time.perf_counter()
+            gen = torch.Generator().manual_seed(args.seed + 1)
+            n_final = args.final_limit or len(y)
+            xf, yf = x[:n_final], y[:n_final]
+            acc = robust_accuracy(
+                model, (xf, yf), "pgd", batch_size=args.batch_size, eps=args.final_eps,
+                steps=args.final_steps, restarts=args.restarts, generator=gen,
+            )  # fmt: skip
+            key = f"{label} pgd-{args.final_steps}x{args.restarts}"
+            data[key] = [{"eps": args.final_eps, "accuracy": acc}]
+            meta[key] = {"n": len(yf), "seconds": round(time.perf_counter() - t1, 1),
+                         "run": str(run), "command": command}  # fmt: skip
+            print(f"  {key} at eps {args.final_eps:g}: {acc:.4f}")
+            _write(out, args.name, data, title)
+        if args.panda and i == 0:
+            top = max(args.eps_list)
+            xs, ys = x[:4], y[:4]
+            x_adv = pgd(
+                model, xs, ys, top, steps=args.pgd_steps,
+                generator=torch.Generator().manual_seed(args.seed),
+            )  # fmt: skip
+            names = DATASETS[cfg.data.dataset].class_names
+            fig = panda_figure(model, xs, ys, x_adv, names, out / f"{args.name}_panda.png", eps=top)
+            print(f"  wrote {fig}")
+        print(f"  {label}: {time.perf_counter() - t0:.0f} s")
+    _write(out, args.name, data, title)
+    print(_table(data))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
