@@ -1,0 +1,214 @@
+"""The Triton path: rnnlab's SimpleRNN and LSTM cells run by fused persistent kernels
+(:mod:`rnnlab.layers.triton_kernels`), forward and backward, as torch autograd Functions.
+
+What it covers that torch's fused kernels (:mod:`rnnlab.layers.fused`) do not: any of the
+cells' activations (tanh, sigmoid, hard_sigmoid, softsign, relu, linear) for both
+``activation`` and ``recurrent_activation``, a recurrent-dropout mask (Gal & Ghahramani
+2016), ``lengths`` with TF1 ``dynamic_rnn`` semantics, ONE bias vector. GRU is not covered
+yet (``triton_supported`` says False and the layer keeps its other paths).
+
+Split of the work per call, following Appleyard et al. 2016 ("Optimizing Performance of
+Recurrent Neural Networks on GPUs") and Diamos et al. 2016 ("Persistent RNNs"):
+
+    xp = cell.project_inputs(x)                 # torch: one (B*T, I) x (I, G*H) matmul
+    out, hT[, cT] = kernel over all T steps      # Triton: W_hh held on chip, gates fused
+    backward: dxp = kernel in reverse time       # Triton: same layout, W_hh held on chip
+              dW_hh = dxp^T (m ⊙ h_prev)         # torch: one matmul over B*T rows
+              dW_ih, db, dx from dxp             # torch autograd of project_inputs
+
+Entry points: :func:`triton_supported` and :func:`triton_run` (same contract as
+:func:`rnnlab.layers.fused.fused_run`, plus the recurrent-dropout mask). On CPU tensors
+the kernels run only under the Triton interpreter (``TRITON_INTERPRET=1`` set before this
+module's first call); the tests do that at tiny sizes. Speed on a GPU is unmeasured.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import torch
+from torch import Tensor
+
+from .cells import LSTMCell, LSTMState, SimpleRNNCell
+
+_SUPPORTED_ACTS = ("tanh", "sigmoid", "hard_sigmoid", "softsign", "relu", "linear")
+MAX_HIDDEN = 128  # one program holds BLOCK_H^2 weights per gate; see triton_kernels
+
+
+def triton_available() -> bool:
+    """Whether the ``triton`` package is importable."""
+    return importlib.util.find_spec("triton") is not None
+
+
+def _kernels():
+    # Imported on first use: triton.jit reads TRITON_INTERPRET when the kernels are defined.
+    from . import triton_kernels
+
+    return triton_kernels
+
+
+def triton_supported(cell) -> bool:
+    """Whether the Triton kernels compute exactly this cell's equations."""
+    if cell.hidden_size > MAX_HIDDEN or not triton_available():
+        return False
+    if type(cell) is SimpleRNNCell:
+        return cell.activation in _SUPPORTED_ACTS
+    if type(cell) is LSTMCell:
+        return cell.activation in _SUPPORTED_ACTS and cell.recurrent_activation in _SUPPORTED_ACTS
+    return False
+
+
+def _blocks(B: int, H: int) -> tuple[int, int, int]:
+    """(BLOCK_B, BLOCK_H, grid): tl.dot needs every block dimension >= 16."""
+    block_h = max(16, 1 << (H - 1).bit_length())
+    block_b = 16
+    return block_b, block_h, (B + block_b - 1) // block_b
+
+
+def _flags(mask: Tensor | None, lengths: Tensor | None, like: Tensor):
+    """Kernel pointers for the optional inputs (a dummy where absent) and their flags."""
+    m = like if mask is None else mask.contiguous()
+    L = like if lengths is None else lengths.contiguous()
+    return m, L, mask is not None, lengths is not None
+
+
+def _check(name: str, t: Tensor, shape: tuple[int, ...], like: Tensor) -> None:
+    if tuple(t.shape) != shape or t.dtype != like.dtype or t.device != like.device:
+        raise ValueError(
+            f"`{name}` must be {like.dtype} on {like.device} with shape {shape}, got "
+            f"{t.dtype} on {t.device} with shape {tuple(t.shape)}."
+        )
+
+
+def _weight_grad(dxp: Tensor, out: Tensor, h0: Tensor, mask: Tensor | None) -> Tensor:
+    """dW_hh = sum over (b, t) of dz_{b,t}^T (m ⊙ h_{b,t-1}): one matmul.
+
+    At padded steps dz is zero, so whatever ``out`` holds there (zeros) does not matter; at
+    valid steps h_{t-1} is the previous output (or h0 at t = 0).
+    """
+    h_prev = torch.cat([h0[:, None], out[:, :-1]], dim=1)  # (B, T, H)
+    if mask is not None:
+        h_prev = h_prev * mask[:, None]
+    G = dxp.size(-1)
+    return dxp.reshape(-1, G).t() @ h_prev.reshape(-1, h_prev.size(-1))
+
+
+class TritonLSTM(torch.autograd.Function):
+    """``(xp (B,T,4H), w_hh (4H,H), h0, c0 (B,H), mask (B,H)|None, lengths (B,)|None,
+    act, rec_act) -> (out (B,T,H), hT, cT)``; differentiable in xp, w_hh, h0, c0."""
+
+    @staticmethod
+    def forward(ctx, xp, w_hh, h0, c0, mask, lengths, act: str, rec_act: str):
+        k = _kernels()
+        B, T, G = xp.shape
+        H = G // 4
+        xp, w_hh, h0, c0 = xp.contiguous(), w_hh.contiguous(), h0.contiguous(), c0.contiguous()
+        out = xp.new_empty(B, T, H)
+        hT, cT = xp.new_empty(B, H), xp.new_empty(B, H)
+        save = any(ctx.needs_input_grad[:4])
+        gates = xp.new_empty(B, T, G) if save else out
+        cs = xp.new_empty(B, T, H) if save else out
+        m, L, has_m, has_l = _flags(mask, lengths, xp)
+        block_b, block_h, grid = _blocks(B, H)
+        codes = (k.ACT_CODES[act], k.ACT_CODES[rec_act])
+        k.lstm_fwd_kernel[(grid,)](
+            xp, w_hh, h0, c0, m, L, out, hT, cT, gates, cs, B, T, H,
+            HAS_MASK=has_m, HAS_LEN=has_l, SAVE=save, ACT=codes[0], REC_ACT=codes[1],
+            BLOCK_B=block_b, BLOCK_H=block_h,
+        )  # fmt: skip
+        if save:
+            ctx.save_for_backward(w_hh, h0, c0, mask, lengths, out, gates, cs)
+        ctx.codes = codes
+        return out, hT, cT
+
+    @staticmethod
+    def backward(ctx, dout, dhT, dcT):
+        k = _kernels()
+        w_hh, h0, c0, mask, lengths, out, gates, cs = ctx.saved_tensors
+        B, T, H = out.shape
+        dout = torch.zeros_like(out) if dout is None else dout.contiguous()
+        dhT = torch.zeros_like(h0) if dhT is None else dhT.contiguous()
+        dcT = torch.zeros_like(c0) if dcT is None else dcT.contiguous()
+        dxp = torch.empty_like(gates)
+        dh0, dc0 = torch.empty_like(h0), torch.empty_like(c0)
+        m, L, has_m, has_l = _flags(mask, lengths, gates)
+        block_b, block_h, grid = _blocks(B, H)
+        k.lstm_bwd_kernel[(grid,)](
+            w_hh, gates, cs, c0, m, L, dout, dhT, dcT, dxp, dh0, dc0, B, T, H,
+            HAS_MASK=has_m, HAS_LEN=has_l, ACT=ctx.codes[0], REC_ACT=ctx.codes[1],
+            BLOCK_B=block_b, BLOCK_H=block_h,
+        )  # fmt: skip
+        dw = _weight_grad(dxp, out, h0, mask) if ctx.needs_input_grad[1] else None
+        return dxp, dw, dh0, dc0, None, None, None, None
+
+
+class TritonSimpleRNN(torch.autograd.Function):
+    """``(xp (B,T,H), w_hh (H,H), h0 (B,H), mask|None, lengths|None, act) -> (out, hT)``."""
+
+    @staticmethod
+    def forward(ctx, xp, w_hh, h0, mask, lengths, act: str):
+        k = _kernels()
+        B, T, H = xp.shape
+        xp, w_hh, h0 = xp.contiguous(), w_hh.contiguous(), h0.contiguous()
+        out, hT = xp.new_empty(B, T, H), xp.new_empty(B, H)
+        m, L, has_m, has_l = _flags(mask, lengths, xp)
+        block_b, block_h, grid = _blocks(B, H)
+        code = k.ACT_CODES[act]
+        # Past each length the output is zero but its h' is never needed (dz = 0 there), and
+        # at valid steps out == h': the outputs double as the saved activations.
+        k.rnn_fwd_kernel[(grid,)](
+            xp, w_hh, h0, m, L, out, hT, out, B, T, H,
+            HAS_MASK=has_m, HAS_LEN=has_l, SAVE=False, ACT=code,
+            BLOCK_B=block_b, BLOCK_H=block_h,
+        )  # fmt: skip
+        ctx.save_for_backward(w_hh, h0, mask, lengths, out)
+        ctx.code = code
+        return out, hT
+
+    @staticmethod
+    def backward(ctx, dout, dhT):
+        k = _kernels()
+        w_hh, h0, mask, lengths, out = ctx.saved_tensors
+        B, T, H = out.shape
+        dout = torch.zeros_like(out) if dout is None else dout.contiguous()
+        dhT = torch.zeros_like(h0) if dhT is None else dhT.contiguous()
+        dxp, dh0 = torch.empty_like(out), torch.empty_like(h0)
+        m, L, has_m, has_l = _flags(mask, lengths, out)
+        block_b, block_h, grid = _blocks(B, H)
+        k.rnn_bwd_kernel[(grid,)](
+            w_hh, out, m, L, dout, dhT, dxp, dh0, B, T, H,
+            HAS_MASK=has_m, HAS_LEN=has_l, ACT=ctx.code, BLOCK_B=block_b, BLOCK_H=block_h,
+        )  # fmt: skip
+        dw = _weight_grad(dxp, out, h0, mask) if ctx.needs_input_grad[1] else None
+        return dxp, dw, dh0, None, None, None
+
+
+def triton_run(cell, x: Tensor, state, lengths: Tensor | None, recurrent_mask: Tensor | None):
+    """Run ``cell`` over ``x`` (B, T, I) with the Triton kernels.
+
+    Same contract as :func:`rnnlab.layers.fused.fused_run` (``lengths`` as returned by
+    :func:`rnnlab.layers.masking.check_lengths`: None or int64 (B,) on x's device), plus
+    ``recurrent_mask`` (B, H) or None. Returns ``(outputs (B, T, H), final_state)``.
+    """
+    if not triton_supported(cell):
+        raise ValueError(f"The Triton kernels do not cover {cell!r}; see triton_supported().")
+    B, T, _ = x.shape
+    H = cell.hidden_size
+    xp = cell.project_inputs(x)  # (B, T, G*H): the input half, one matmul for all steps
+    h0 = state.h if isinstance(cell, LSTMCell) else state
+    _check("state", h0, (B, H), xp)
+    if recurrent_mask is not None:
+        _check("recurrent_mask", recurrent_mask, (B, H), xp)
+    if lengths is not None:
+        lengths = lengths.to(device=xp.device, dtype=torch.int64)
+    if isinstance(cell, LSTMCell):
+        _check("state.c", state.c, (B, H), xp)
+        out, hT, cT = TritonLSTM.apply(
+            xp, cell.weight_hh, state.h, state.c, recurrent_mask, lengths,
+            cell.activation, cell.recurrent_activation,
+        )  # fmt: skip
+        return out, LSTMState(hT, cT)
+    out, hT = TritonSimpleRNN.apply(
+        xp, cell.weight_hh, state, recurrent_mask, lengths, cell.activation
+    )
+    return out, hT

@@ -1,0 +1,166 @@
+"""The Triton recurrent kernels against the explicit loop: outputs, final states and the
+gradients of inputs, weights and initial states, fp32 within 1e-5.
+
+Without CUDA the kernels run under the Triton interpreter (``TRITON_INTERPRET=1``, set here
+before triton is imported, since ``triton.jit`` reads it when a kernel is defined) at tiny
+sizes; the ``gpu`` tests repeat the parity at larger sizes on the device.
+"""
+
+import importlib
+import os
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+pytest.importorskip("triton")
+
+from triton.runtime.interpreter import InterpretedFunction  # noqa: E402
+
+from rnnlab.layers import (  # noqa: E402
+    GRU,
+    LSTM,
+    SimpleRNN,
+    triton_kernels,  # noqa: E402
+)
+from rnnlab.layers import recurrent as recurrent_module  # noqa: E402
+from rnnlab.layers.cells import LSTMState  # noqa: E402
+from rnnlab.layers.triton_rnn import TritonLSTM, triton_run, triton_supported  # noqa: E402
+
+if not torch.cuda.is_available() and not isinstance(
+    triton_kernels.lstm_fwd_kernel, InterpretedFunction
+):  # imported earlier without the interpreter: define the kernels again under it
+    importlib.reload(triton_kernels)
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+TOL = {"atol": 1e-5, "rtol": 1e-5}
+
+
+def _layer(cls, I, H, device=DEVICE, **kw):
+    layer = cls(I, H, return_sequences=True, implementation="explicit", **kw).to(device)
+    with torch.no_grad():  # away from the Keras init so every gate and weight matters
+        for p in layer.parameters():
+            p.uniform_(-0.8, 0.8)
+    return layer
+
+
+def _state(layer, B, device):
+    H = layer.hidden_size
+    if isinstance(layer, LSTM):
+        return LSTMState(*(torch.randn(B, H, device=device).requires_grad_() for _ in range(2)))
+    return torch.randn(B, H, device=device).requires_grad_()
+
+
+def _flat(state):
+    return list(state) if isinstance(state, tuple) else [state]
+
+
+def _loss(out, state):
+    """A random linear functional of every output, so each gradient path is exercised."""
+    gen = torch.Generator().manual_seed(1)
+    return sum(
+        (t * torch.randn(t.shape, generator=gen).to(t.device)).sum() for t in [out, *_flat(state)]
+    )
+
+
+def _compare(layer, B, T, lengths=None, mask=None, monkeypatch=None, device=DEVICE):
+    x = torch.randn(B, T, layer.input_size, device=device, requires_grad=True)
+    s0 = _state(layer, B, device)
+    leaves = [x, *layer.parameters(), *_flat(s0)]
+    if lengths is not None:
+        lengths = torch.tensor(lengths, device=device)
+
+    if mask is None:
+        layer.eval()
+    else:  # the layer draws its own mask: hand it ours
+        monkeypatch.setattr(recurrent_module, "_dropout_mask", lambda *a, **k: mask)
+        layer.train()
+    out_ref, s_ref = layer.run(x, lengths, s0)
+    g_ref = torch.autograd.grad(_loss(out_ref, s_ref), leaves)
+
+    out, s = triton_run(layer.cell, x, s0, lengths, mask)
+    g = torch.autograd.grad(_loss(out, s), leaves)
+
+    torch.testing.assert_close(out, out_ref, **TOL)
+    for a, b in zip(_flat(s), _flat(s_ref), strict=True):
+        torch.testing.assert_close(a, b, **TOL)
+    names = ["x", *(n for n, _ in layer.named_parameters()), "h0", "c0"]
+    for name, a, b in zip(names, g, g_ref, strict=False):
+        torch.testing.assert_close(a, b, **TOL, msg=lambda m, name=name: f"grad {name}: {m}")
+
+
+@pytest.mark.parametrize(
+    "acts",
+    [
+        {},
+        {"activation": "softsign", "recurrent_activation": "hard_sigmoid"},
+        {"activation": "relu", "recurrent_activation": "sigmoid"},
+    ],
+)
+def test_lstm_parity(acts):
+    _compare(_layer(LSTM, 3, 5, **acts), B=2, T=4)
+
+
+def test_lstm_parity_lengths():
+    _compare(_layer(LSTM, 3, 5), B=2, T=4, lengths=[4, 2])
+
+
+def test_lstm_parity_recurrent_dropout_and_lengths(monkeypatch):
+    layer = _layer(
+        LSTM, 4, 8, recurrent_dropout=0.5, activation="softsign",
+        recurrent_activation="hard_sigmoid",
+    )  # fmt: skip
+    mask = (torch.rand(2, 8, device=DEVICE) > 0.5).float() * 2.0
+    _compare(layer, B=2, T=4, lengths=[1, 3], mask=mask, monkeypatch=monkeypatch)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "linear"])
+def test_simple_rnn_parity(activation):
+    _compare(_layer(SimpleRNN, 3, 5, activation=activation), B=2, T=4)
+
+
+def test_simple_rnn_parity_recurrent_dropout_and_lengths(monkeypatch):
+    layer = _layer(SimpleRNN, 4, 8, recurrent_dropout=0.5, activation="sigmoid")
+    mask = (torch.rand(2, 8, device=DEVICE) > 0.5).float() * 2.0
+    _compare(layer, B=2, T=4, lengths=[2, 4], mask=mask, monkeypatch=monkeypatch)
+
+
+def test_forward_without_grad_and_partial_grads():
+    layer = _layer(LSTM, 3, 5)
+    x = torch.randn(2, 4, 3, device=DEVICE)
+    s0 = layer.cell.initial_state(2, device=DEVICE)
+    with torch.no_grad():
+        out, s = triton_run(layer.cell, x, s0, None, None)
+        out_ref, s_ref = layer.eval().run(x, None, s0)
+    torch.testing.assert_close(out, out_ref, **TOL)
+    torch.testing.assert_close(s.c, s_ref.c, **TOL)
+    # only the last output feeds the loss: the other output gradients arrive as zeros
+    xp = layer.cell.project_inputs(x).detach().requires_grad_()
+    out, hT, cT = TritonLSTM.apply(
+        xp, layer.cell.weight_hh, s0.h, s0.c, None, None, "tanh", "sigmoid"
+    )
+    (gx,) = torch.autograd.grad(cT.sum(), xp)
+    assert gx.shape == xp.shape and torch.isfinite(gx).all()
+
+
+def test_supported_and_errors():
+    assert triton_supported(LSTM(3, 5).cell)
+    assert triton_supported(SimpleRNN(3, 5, activation="softsign").cell)
+    assert not triton_supported(GRU(3, 5).cell)
+    assert not triton_supported(LSTM(3, 512).cell)
+    with pytest.raises(ValueError, match="do not cover"):
+        triton_run(GRU(3, 5).cell, torch.randn(1, 2, 3), torch.zeros(1, 5), None, None)
+    cell = LSTM(3, 5).cell
+    with pytest.raises(ValueError, match="recurrent_mask"):
+        triton_run(cell, torch.randn(2, 2, 3), cell.initial_state(2), None, torch.ones(2, 4))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("cls", [LSTM, SimpleRNN])
+def test_gpu_parity_larger(cls, monkeypatch):
+    layer = _layer(cls, 16, 64, device="cuda", recurrent_dropout=0.3)
+    mask = (torch.rand(32, 64, device="cuda") > 0.3).float() / 0.7
+    lengths = torch.randint(1, 33, (32,)).tolist()
+    _compare(layer, 32, 32, lengths=lengths, mask=mask, monkeypatch=monkeypatch, device="cuda")
