@@ -127,6 +127,25 @@ def test_simple_rnn_parity_recurrent_dropout_and_lengths(monkeypatch):
     _compare(layer, B=2, T=4, lengths=[2, 4], mask=mask, monkeypatch=monkeypatch)
 
 
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gru_parity(reset_after):
+    _compare(_layer(GRU, 3, 5, reset_after=reset_after), B=2, T=4)
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gru_parity_recurrent_dropout_and_lengths(reset_after, monkeypatch):
+    layer = _layer(
+        GRU, 4, 8, reset_after=reset_after, recurrent_dropout=0.5, activation="softsign",
+        recurrent_activation="hard_sigmoid",
+    )  # fmt: skip
+    mask = (torch.rand(2, 8, device=DEVICE) > 0.5).float() * 2.0
+    _compare(layer, B=2, T=4, lengths=[3, 1], mask=mask, monkeypatch=monkeypatch)
+
+
+def test_gru_without_bias():
+    _compare(_layer(GRU, 3, 5, use_bias=False), B=2, T=3, lengths=[3, 2])
+
+
 def test_forward_without_grad_and_partial_grads():
     layer = _layer(LSTM, 3, 5)
     x = torch.randn(2, 4, 3, device=DEVICE)
@@ -148,19 +167,22 @@ def test_forward_without_grad_and_partial_grads():
 def test_supported_and_errors():
     assert triton_supported(LSTM(3, 5).cell)
     assert triton_supported(SimpleRNN(3, 5, activation="softsign").cell)
-    assert not triton_supported(GRU(3, 5).cell)
+    assert triton_supported(GRU(3, 5, reset_after=False).cell)
     assert not triton_supported(LSTM(3, 512).cell)
     with pytest.raises(ValueError, match="do not cover"):
-        triton_run(GRU(3, 5).cell, torch.randn(1, 2, 3), torch.zeros(1, 5), None, None)
+        triton_run(LSTM(3, 512).cell, torch.randn(1, 2, 3), torch.zeros(1, 512), None, None)
     cell = LSTM(3, 5).cell
     with pytest.raises(ValueError, match="recurrent_mask"):
         triton_run(cell, torch.randn(2, 2, 3), cell.initial_state(2), None, torch.ones(2, 4))
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("cls", [LSTM, SimpleRNN])
-def test_gpu_parity_larger(cls, monkeypatch):
-    layer = _layer(cls, 16, 64, device="cuda", recurrent_dropout=0.3)
+@pytest.mark.parametrize(
+    "cls, kw",
+    [(LSTM, {}), (SimpleRNN, {}), (GRU, {"reset_after": True}), (GRU, {"reset_after": False})],
+)
+def test_gpu_parity_larger(cls, kw, monkeypatch):
+    layer = _layer(cls, 16, 64, device="cuda", recurrent_dropout=0.3, **kw)
     mask = (torch.rand(32, 64, device="cuda") > 0.3).float() / 0.7
     lengths = torch.randint(1, 33, (32,)).tolist()
     _compare(layer, 32, 32, lengths=lengths, mask=mask, monkeypatch=monkeypatch, device="cuda")

@@ -303,3 +303,152 @@ def rnn_bwd_kernel(
         else:
             dh = dh_prev
     tl.store(dh0_ptr + bh, dh, mask=bh_mask)
+
+
+@triton.jit
+def gru_fwd_kernel(
+    xp_ptr, w_ptr, bhh_ptr, h0_ptr, m_ptr, len_ptr, out_ptr, hT_ptr, gates_ptr,
+    B, T, H,
+    RESET_AFTER: tl.constexpr, HAS_BHH: tl.constexpr, HAS_MASK: tl.constexpr,
+    HAS_LEN: tl.constexpr, SAVE: tl.constexpr, ACT: tl.constexpr, REC_ACT: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
+):  # fmt: skip
+    """GRU, gates r, z, n; saves (r, z, n, W_hn h̃ + b_hn) per step in ``gates`` (B,T,4H)."""
+    rb = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    rh = tl.arange(0, BLOCK_H)
+    bmask = rb < B
+    hmask = rh < H
+    bh_mask = bmask[:, None] & hmask[None, :]
+    bh = rb[:, None] * H + rh[None, :]
+    wt_off = rh[None, :] * H + rh[:, None]
+    w_mask = hmask[:, None] & hmask[None, :]
+    w_r = tl.load(w_ptr + wt_off, mask=w_mask, other=0.0)
+    w_z = tl.load(w_ptr + H * H + wt_off, mask=w_mask, other=0.0)
+    w_n = tl.load(w_ptr + 2 * H * H + wt_off, mask=w_mask, other=0.0)
+    if HAS_BHH:
+        b_r = tl.load(bhh_ptr + rh, mask=hmask, other=0.0)[None, :]
+        b_z = tl.load(bhh_ptr + H + rh, mask=hmask, other=0.0)[None, :]
+        b_n = tl.load(bhh_ptr + 2 * H + rh, mask=hmask, other=0.0)[None, :]
+    h = tl.load(h0_ptr + bh, mask=bh_mask, other=0.0)
+    if HAS_MASK:
+        m = tl.load(m_ptr + bh, mask=bh_mask, other=0.0)
+    if HAS_LEN:
+        L = tl.load(len_ptr + rb, mask=bmask, other=0)
+    for t in range(T):
+        if HAS_MASK:
+            h_in = h * m
+        else:
+            h_in = h
+        x_off = rb[:, None] * (T * 3 * H) + t * (3 * H) + rh[None, :]
+        zr = tl.load(xp_ptr + x_off, mask=bh_mask, other=0.0) + _dot(h_in, w_r)
+        zz = tl.load(xp_ptr + x_off + H, mask=bh_mask, other=0.0) + _dot(h_in, w_z)
+        xn = tl.load(xp_ptr + x_off + 2 * H, mask=bh_mask, other=0.0)
+        if HAS_BHH:
+            zr += b_r
+            zz += b_z
+        r = _act(zr, REC_ACT)
+        z = _act(zz, REC_ACT)
+        if RESET_AFTER:
+            hn = _dot(h_in, w_n)
+            if HAS_BHH:
+                hn += b_n
+            n = _act(xn + r * hn, ACT)
+        else:
+            hn = r * 0.0
+            n = _act(xn + _dot(r * h_in, w_n), ACT)
+        h_new = (1.0 - z) * n + z * h
+        if SAVE:
+            g_off = rb[:, None] * (T * 4 * H) + t * (4 * H) + rh[None, :]
+            tl.store(gates_ptr + g_off, r, mask=bh_mask)
+            tl.store(gates_ptr + g_off + H, z, mask=bh_mask)
+            tl.store(gates_ptr + g_off + 2 * H, n, mask=bh_mask)
+            tl.store(gates_ptr + g_off + 3 * H, hn, mask=bh_mask)
+        if HAS_LEN:
+            keep = (t < L)[:, None]
+            h = tl.where(keep, h_new, h)
+            out = tl.where(keep, h_new, 0.0)
+        else:
+            h = h_new
+            out = h_new
+        tl.store(out_ptr + rb[:, None] * (T * H) + t * H + rh[None, :], out, mask=bh_mask)
+    tl.store(hT_ptr + bh, h, mask=bh_mask)
+
+
+@triton.jit
+def gru_bwd_kernel(
+    w_ptr, gates_ptr, out_ptr, h0_ptr, m_ptr, len_ptr, dout_ptr, dhT_ptr,
+    dxp_ptr, drec_ptr, dh0_ptr,
+    B, T, H,
+    RESET_AFTER: tl.constexpr, HAS_MASK: tl.constexpr, HAS_LEN: tl.constexpr,
+    ACT: tl.constexpr, REC_ACT: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
+):  # fmt: skip
+    """Writes dxp (B,T,3H) and, for reset_after, ``drec`` (B,T,H): the gradient of
+    ``W_hn h̃ + b_hn`` (r ⊙ dn), from which torch forms dW_hn and db_hn."""
+    rb = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    rh = tl.arange(0, BLOCK_H)
+    bmask = rb < B
+    hmask = rh < H
+    bh_mask = bmask[:, None] & hmask[None, :]
+    bh = rb[:, None] * H + rh[None, :]
+    w_off = rh[:, None] * H + rh[None, :]
+    w_mask = hmask[:, None] & hmask[None, :]
+    w_r = tl.load(w_ptr + w_off, mask=w_mask, other=0.0)
+    w_z = tl.load(w_ptr + H * H + w_off, mask=w_mask, other=0.0)
+    w_n = tl.load(w_ptr + 2 * H * H + w_off, mask=w_mask, other=0.0)
+    dh = tl.load(dhT_ptr + bh, mask=bh_mask, other=0.0)
+    if HAS_MASK:
+        m = tl.load(m_ptr + bh, mask=bh_mask, other=0.0)
+    if HAS_LEN:
+        L = tl.load(len_ptr + rb, mask=bmask, other=0)
+    for tt in range(T):
+        t = T - 1 - tt
+        g_off = rb[:, None] * (T * 4 * H) + t * (4 * H) + rh[None, :]
+        x_off = rb[:, None] * (T * 3 * H) + t * (3 * H) + rh[None, :]
+        s_off = rb[:, None] * (T * H) + t * H + rh[None, :]
+        r = tl.load(gates_ptr + g_off, mask=bh_mask, other=0.0)
+        z = tl.load(gates_ptr + g_off + H, mask=bh_mask, other=0.0)
+        n = tl.load(gates_ptr + g_off + 2 * H, mask=bh_mask, other=0.0)
+        t_b = rb * 0 + t
+        h_prev = tl.load(out_ptr + s_off - H, mask=bh_mask & (t_b > 0)[:, None], other=0.0)
+        h_prev += tl.load(h0_ptr + bh, mask=bh_mask & (t_b == 0)[:, None], other=0.0)
+        dout = tl.load(dout_ptr + s_off, mask=bh_mask, other=0.0)
+        if HAS_LEN:
+            valid = (t < L)[:, None]
+            dout = tl.where(valid, dout, 0.0)
+        dh_t = dh + dout
+        dan = dh_t * (1.0 - z) * _dact(n, ACT)
+        daz = dh_t * (h_prev - n) * _dact(z, REC_ACT)
+        if RESET_AFTER:
+            hn = tl.load(gates_ptr + g_off + 3 * H, mask=bh_mask, other=0.0)
+            dar = dan * hn * _dact(r, REC_ACT)
+            dhn = dan * r
+            if HAS_LEN:
+                dhn = tl.where(valid, dhn, 0.0)
+            dh_in = _dot(dhn, w_n)
+        else:
+            if HAS_MASK:
+                h_in = h_prev * m
+            else:
+                h_in = h_prev
+            dq = _dot(dan, w_n)  # q = r ⊙ h̃ enters W_hn
+            dar = dq * h_in * _dact(r, REC_ACT)
+            dh_in = dq * r
+        if HAS_LEN:
+            dar = tl.where(valid, dar, 0.0)
+            daz = tl.where(valid, daz, 0.0)
+            dan = tl.where(valid, dan, 0.0)
+        tl.store(dxp_ptr + x_off, dar, mask=bh_mask)
+        tl.store(dxp_ptr + x_off + H, daz, mask=bh_mask)
+        tl.store(dxp_ptr + x_off + 2 * H, dan, mask=bh_mask)
+        if RESET_AFTER:
+            tl.store(drec_ptr + s_off, dhn, mask=bh_mask)
+        dh_in += _dot(dar, w_r) + _dot(daz, w_z)
+        if HAS_MASK:
+            dh_in = dh_in * m
+        dh_prev = dh_t * z + dh_in
+        if HAS_LEN:
+            dh = tl.where(valid, dh_prev, dh)
+        else:
+            dh = dh_prev
+    tl.store(dh0_ptr + bh, dh, mask=bh_mask)

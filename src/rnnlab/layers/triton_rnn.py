@@ -1,11 +1,11 @@
-"""The Triton path: rnnlab's SimpleRNN and LSTM cells run by fused persistent kernels
+"""The Triton path: rnnlab's SimpleRNN, LSTM and GRU cells run by fused persistent kernels
 (:mod:`rnnlab.layers.triton_kernels`), forward and backward, as torch autograd Functions.
 
 What it covers that torch's fused kernels (:mod:`rnnlab.layers.fused`) do not: any of the
 cells' activations (tanh, sigmoid, hard_sigmoid, softsign, relu, linear) for both
 ``activation`` and ``recurrent_activation``, a recurrent-dropout mask (Gal & Ghahramani
-2016), ``lengths`` with TF1 ``dynamic_rnn`` semantics, ONE bias vector. GRU is not covered
-yet (``triton_supported`` says False and the layer keeps its other paths).
+2016), ``lengths`` with TF1 ``dynamic_rnn`` semantics, ONE bias vector, and GRU's textbook
+``reset_after=False`` form as well as torch's ``reset_after=True``.
 
 Split of the work per call, following Appleyard et al. 2016 ("Optimizing Performance of
 Recurrent Neural Networks on GPUs") and Diamos et al. 2016 ("Persistent RNNs"):
@@ -16,8 +16,8 @@ Recurrent Neural Networks on GPUs") and Diamos et al. 2016 ("Persistent RNNs"):
               dW_hh = dxp^T (m ⊙ h_prev)         # torch: one matmul over B*T rows
               dW_ih, db, dx from dxp             # torch autograd of project_inputs
 
-Entry points: :func:`triton_supported` and :func:`triton_run` (same contract as
-:func:`rnnlab.layers.fused.fused_run`, plus the recurrent-dropout mask). On CPU tensors
+Entry points: :func:`triton_supported`, :func:`triton_usable` and :func:`triton_run` (same
+contract as :func:`rnnlab.layers.fused.fused_run`, plus the recurrent-dropout mask). On CPU tensors
 the kernels run only under the Triton interpreter (``TRITON_INTERPRET=1`` set before this
 module's first call); the tests do that at tiny sizes. Speed on a GPU is unmeasured.
 """
@@ -25,11 +25,12 @@ module's first call); the tests do that at tiny sizes. Speed on a GPU is unmeasu
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import torch
 from torch import Tensor
 
-from .cells import LSTMCell, LSTMState, SimpleRNNCell
+from .cells import GRUCell, LSTMCell, LSTMState, SimpleRNNCell
 
 _SUPPORTED_ACTS = ("tanh", "sigmoid", "hard_sigmoid", "softsign", "relu", "linear")
 MAX_HIDDEN = 128  # one program holds BLOCK_H^2 weights per gate; see triton_kernels
@@ -47,13 +48,21 @@ def _kernels():
     return triton_kernels
 
 
+def triton_usable(x: Tensor) -> bool:
+    """Whether the kernels can run on ``x``'s device: a CUDA tensor, or any tensor under the
+    Triton interpreter (``TRITON_INTERPRET=1``, tests only: it is slow)."""
+    if not triton_available():
+        return False
+    return x.is_cuda or os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
 def triton_supported(cell) -> bool:
     """Whether the Triton kernels compute exactly this cell's equations."""
     if cell.hidden_size > MAX_HIDDEN or not triton_available():
         return False
     if type(cell) is SimpleRNNCell:
         return cell.activation in _SUPPORTED_ACTS
-    if type(cell) is LSTMCell:
+    if type(cell) in (LSTMCell, GRUCell):
         return cell.activation in _SUPPORTED_ACTS and cell.recurrent_activation in _SUPPORTED_ACTS
     return False
 
@@ -183,6 +192,69 @@ class TritonSimpleRNN(torch.autograd.Function):
         return dxp, dw, dh0, None, None, None
 
 
+class TritonGRU(torch.autograd.Function):
+    """``(xp (B,T,3H), w_hh (3H,H), b_hh (3H,)|None, h0 (B,H), mask|None, lengths|None,
+    reset_after, act, rec_act) -> (out, hT)``; differentiable in xp, w_hh, b_hh, h0.
+
+    ``reset_after=True``: n = act(x_n + r ⊙ (W_hn h̃ + b_hn)); ``False``: n = act(x_n +
+    W_hn (r ⊙ h̃)) with no recurrent bias (the one bias is inside xp)."""
+
+    @staticmethod
+    def forward(ctx, xp, w_hh, b_hh, h0, mask, lengths, reset_after: bool, act, rec_act):
+        k = _kernels()
+        B, T, G = xp.shape
+        H = G // 3
+        xp, w_hh, h0 = xp.contiguous(), w_hh.contiguous(), h0.contiguous()
+        out, hT = xp.new_empty(B, T, H), xp.new_empty(B, H)
+        save = any(ctx.needs_input_grad[:4])
+        gates = xp.new_empty(B, T, 4 * H) if save else out
+        m, L, has_m, has_l = _flags(mask, lengths, xp)
+        block_b, block_h, grid = _blocks(B, H)
+        codes = (k.ACT_CODES[act], k.ACT_CODES[rec_act])
+        bias = xp if b_hh is None else b_hh.contiguous()
+        k.gru_fwd_kernel[(grid,)](
+            xp, w_hh, bias, h0, m, L, out, hT, gates, B, T, H,
+            RESET_AFTER=reset_after, HAS_BHH=b_hh is not None, HAS_MASK=has_m, HAS_LEN=has_l,
+            SAVE=save, ACT=codes[0], REC_ACT=codes[1], BLOCK_B=block_b, BLOCK_H=block_h,
+        )  # fmt: skip
+        if save:
+            ctx.save_for_backward(w_hh, h0, mask, lengths, out, gates)
+        ctx.codes, ctx.reset_after = codes, reset_after
+        return out, hT
+
+    @staticmethod
+    def backward(ctx, dout, dhT):
+        k = _kernels()
+        w_hh, h0, mask, lengths, out, gates = ctx.saved_tensors
+        B, T, H = out.shape
+        dout = torch.zeros_like(out) if dout is None else dout.contiguous()
+        dhT = torch.zeros_like(h0) if dhT is None else dhT.contiguous()
+        dxp, dh0 = out.new_empty(B, T, 3 * H), torch.empty_like(h0)
+        drec = torch.empty_like(out) if ctx.reset_after else out
+        m, L, has_m, has_l = _flags(mask, lengths, out)
+        block_b, block_h, grid = _blocks(B, H)
+        k.gru_bwd_kernel[(grid,)](
+            w_hh, gates, out, h0, m, L, dout, dhT, dxp, drec, dh0, B, T, H,
+            RESET_AFTER=ctx.reset_after, HAS_MASK=has_m, HAS_LEN=has_l, ACT=ctx.codes[0],
+            REC_ACT=ctx.codes[1], BLOCK_B=block_b, BLOCK_H=block_h,
+        )  # fmt: skip
+        dw = db = None
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            h_in = torch.cat([h0[:, None], out[:, :-1]], dim=1)  # h_{t-1} at valid steps
+            if mask is not None:
+                h_in = h_in * mask[:, None]
+            if ctx.reset_after:
+                d_rec = torch.cat([dxp[..., : 2 * H], drec], dim=-1)  # grads of W_hh h̃ + b_hh
+                dw = d_rec.reshape(-1, 3 * H).t() @ h_in.reshape(-1, H)
+                db = d_rec.sum(dim=(0, 1)) if ctx.needs_input_grad[2] else None
+            else:
+                q = gates[..., :H] * h_in  # r ⊙ h̃ enters W_hn
+                d_rz = dxp[..., : 2 * H].reshape(-1, 2 * H).t() @ h_in.reshape(-1, H)
+                d_n = dxp[..., 2 * H :].reshape(-1, H).t() @ q.reshape(-1, H)
+                dw = torch.cat([d_rz, d_n])
+        return dxp, dw, db, dh0, None, None, None, None, None
+
+
 def triton_run(cell, x: Tensor, state, lengths: Tensor | None, recurrent_mask: Tensor | None):
     """Run ``cell`` over ``x`` (B, T, I) with the Triton kernels.
 
@@ -208,7 +280,11 @@ def triton_run(cell, x: Tensor, state, lengths: Tensor | None, recurrent_mask: T
             cell.activation, cell.recurrent_activation,
         )  # fmt: skip
         return out, LSTMState(hT, cT)
-    out, hT = TritonSimpleRNN.apply(
+    if isinstance(cell, GRUCell):
+        return TritonGRU.apply(
+            xp, cell.weight_hh, cell.bias_hh, state, recurrent_mask, lengths, cell.reset_after,
+            cell.activation, cell.recurrent_activation,
+        )  # fmt: skip
+    return TritonSimpleRNN.apply(
         xp, cell.weight_hh, state, recurrent_mask, lengths, cell.activation
     )
-    return out, hT
