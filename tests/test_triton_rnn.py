@@ -27,7 +27,7 @@ from rnnlab.layers import (  # noqa: E402
 )
 from rnnlab.layers import recurrent as recurrent_module  # noqa: E402
 from rnnlab.layers.cells import LSTMState  # noqa: E402
-from rnnlab.layers.triton_rnn import TritonLSTM, triton_run, triton_supported  # noqa: E402
+from rnnlab.layers.triton_rnn import TritonLSTM, triton_run, triton_supported, triton_usable  # noqa: E402
 
 if not torch.cuda.is_available() and not isinstance(
     triton_kernels.lstm_fwd_kernel, InterpretedFunction
@@ -146,6 +146,11 @@ def test_gru_without_bias():
     _compare(_layer(GRU, 3, 5, use_bias=False), B=2, T=3, lengths=[3, 2])
 
 
+def test_batch_tiles():
+    """B = 17 > BLOCK_B = 16: two programs, the second mostly padding."""
+    _compare(_layer(LSTM, 2, 3), B=17, T=2, lengths=[1, 2] * 8 + [1])
+
+
 def test_forward_without_grad_and_partial_grads():
     layer = _layer(LSTM, 3, 5)
     x = torch.randn(2, 4, 3, device=DEVICE)
@@ -171,6 +176,11 @@ def test_supported_and_errors():
     assert not triton_supported(LSTM(3, 512).cell)
     with pytest.raises(ValueError, match="do not cover"):
         triton_run(LSTM(3, 512).cell, torch.randn(1, 2, 3), torch.zeros(1, 512), None, None)
+    assert triton_usable(torch.zeros(1, device=DEVICE))
+    assert not triton_usable(torch.zeros(1, dtype=torch.float64))
+    cell = LSTM(3, 5).cell
+    with pytest.raises(ValueError, match="float32"):
+        triton_run(cell, torch.randn(2, 2, 3).double(), cell.double().initial_state(2), None, None)
     cell = LSTM(3, 5).cell
     with pytest.raises(ValueError, match="recurrent_mask"):
         triton_run(cell, torch.randn(2, 2, 3), cell.initial_state(2), None, torch.ones(2, 4))
@@ -178,11 +188,17 @@ def test_supported_and_errors():
 
 @pytest.mark.gpu
 @pytest.mark.parametrize(
-    "cls, kw",
-    [(LSTM, {}), (SimpleRNN, {}), (GRU, {"reset_after": True}), (GRU, {"reset_after": False})],
+    "cls, kw, H",
+    [
+        (LSTM, {}, 64),
+        (LSTM, {}, 128),  # MAX_HIDDEN: the widest the dispatcher hands to the kernels
+        (SimpleRNN, {}, 64),
+        (GRU, {"reset_after": True}, 64),
+        (GRU, {"reset_after": False}, 64),
+    ],
 )
-def test_gpu_parity_larger(cls, kw, monkeypatch):
-    layer = _layer(cls, 16, 64, device="cuda", recurrent_dropout=0.3, **kw)
-    mask = (torch.rand(32, 64, device="cuda") > 0.3).float() / 0.7
+def test_gpu_parity_larger(cls, kw, H, monkeypatch):
+    layer = _layer(cls, 16, H, device="cuda", recurrent_dropout=0.3, **kw)
+    mask = (torch.rand(32, H, device="cuda") > 0.3).float() / 0.7
     lengths = torch.randint(1, 33, (32,)).tolist()
     _compare(layer, 32, 32, lengths=lengths, mask=mask, monkeypatch=monkeypatch, device="cuda")

@@ -49,9 +49,11 @@ def _kernels():
 
 
 def triton_usable(x: Tensor) -> bool:
-    """Whether the kernels can run on ``x``'s device: a CUDA tensor, or any tensor under the
-    Triton interpreter (``TRITON_INTERPRET=1``, tests only: it is slow)."""
-    if not triton_available():
+    """Whether the kernels can run on ``x``: float32 outside autocast, on a CUDA device or
+    under the Triton interpreter (``TRITON_INTERPRET=1``, tests only: it is slow)."""
+    if not triton_available() or x.dtype != torch.float32:
+        return False  # the kernels are written and verified for float32 only
+    if torch.is_autocast_enabled(x.device.type):
         return False
     return x.is_cuda or os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
@@ -267,6 +269,10 @@ def triton_run(cell, x: Tensor, state, lengths: Tensor | None, recurrent_mask: T
     B, T, _ = x.shape
     H = cell.hidden_size
     xp = cell.project_inputs(x)  # (B, T, G*H): the input half, one matmul for all steps
+    if xp.dtype != torch.float32:
+        raise ValueError(f"The Triton kernels compute in float32, got {xp.dtype} (autocast?).")
+    if xp.numel() >= 2**31:
+        raise ValueError("The Triton kernels index with int32: B * T * G * H must be < 2**31.")
     h0 = state.h if isinstance(cell, LSTMCell) else state
     _check("state", h0, (B, H), xp)
     if recurrent_mask is not None:
