@@ -15,9 +15,10 @@ recurrent dropout 0.25, the chapter's kind), ``triton`` against ``explicit`` onl
 Each variant is warmed up (Triton compiles on its first call), then variants run in
 interleaved rounds and the median of ``--repeats`` rounds (CUDA events) is reported with
 ratios cudnn / triton (> 1: Triton faster). Issue 8's goals: >= 3x at B <= 16 (T = 128,
-H = 256 and 512), >= 1/1.2 at B = 256. The kernels hold W_hh for the whole hidden width in
-one program, so at H >= 256 they may spill or fail to compile: such a row prints the error
-and the run goes on.
+H = 256 and 512), >= 1/1.2 at B = 256. Up to H = 128 one program holds the whole W_hh;
+above, the kernels tile over hidden units (rnnlab.layers.triton_tiled), in one persistent
+launch when the grid fits the SMs, else one launch per step; each row says which. A row
+whose kernel fails (spills, compile errors) prints the error and the run goes on.
 
 Run on a CUDA machine: ``python benchmarks/gpu_recurrent_kernels.py [--repeats 20]``.
 Without CUDA it says so and exits with status 2. Not yet run: no GPU was at hand when it
@@ -130,7 +131,15 @@ def main(argv=None) -> int:
     print("LSTM forward+backward, ms per call (median), ratio = cudnn / triton")
     for B, T, H in SHAPES:
         torch.manual_seed(0)
-        print(f"  B={B} T={T} H={H}")
+        from rnnlab.layers import triton_rnn, triton_tiled
+
+        if H <= triton_rnn.MAX_HIDDEN:
+            mode = "whole-width kernel, one program per 16 rows"
+        elif triton_tiled.persistent_possible(B, H, torch.device("cuda")):
+            mode = "unit-tiled, one persistent launch (grid barrier)"
+        else:
+            mode = "unit-tiled, one launch per step (grid larger than the SM count)"
+        print(f"  B={B} T={T} H={H}  triton: {mode}")
         ms = time_rounds(
             {
                 "cudnn": make_cudnn(B, T, H),

@@ -24,6 +24,8 @@ from rnnlab.layers import (  # noqa: E402
     LSTM,
     SimpleRNN,
     triton_kernels,  # noqa: E402
+    triton_rnn,
+    triton_tiled,
 )
 from rnnlab.layers import recurrent as recurrent_module  # noqa: E402
 from rnnlab.layers.cells import LSTMState  # noqa: E402
@@ -33,6 +35,7 @@ if not torch.cuda.is_available() and not isinstance(
     triton_kernels.lstm_fwd_kernel, InterpretedFunction
 ):  # imported earlier without the interpreter: define the kernels again under it
     importlib.reload(triton_kernels)
+    importlib.reload(triton_tiled)
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 TOL = {"atol": 1e-5, "rtol": 1e-5}
@@ -151,6 +154,29 @@ def test_batch_tiles():
     _compare(_layer(LSTM, 2, 3), B=17, T=2, lengths=[1, 2] * 8 + [1])
 
 
+def test_lstm_tiled_over_units(monkeypatch):
+    """The unit-tiled kernels (triton_tiled, used above MAX_HIDDEN): H = 20 is two unit
+    tiles, B = 17 two batch tiles; one launch per step here, the persistent single launch
+    with its grid barrier only on a GPU."""
+    calls = []
+    fwd = triton_tiled.lstm_fwd_tiled
+
+    def spy(*args, **kwargs):
+        calls.append(args[-1])  # persistent?
+        return fwd(*args, **kwargs)
+
+    monkeypatch.setattr(triton_rnn, "MAX_HIDDEN", 16)
+    monkeypatch.setattr(triton_tiled, "lstm_fwd_tiled", spy)
+    layer = _layer(
+        LSTM, 2, 20, recurrent_dropout=0.5, activation="softsign",
+        recurrent_activation="hard_sigmoid",
+    )  # fmt: skip
+    mask = (torch.rand(17, 20, device=DEVICE) > 0.5).float() * 2.0
+    lengths = [3, 1, 2] * 5 + [2, 3]
+    _compare(layer, B=17, T=3, lengths=lengths, mask=mask, monkeypatch=monkeypatch)
+    assert calls == [DEVICE == "cuda"]
+
+
 def test_forward_without_grad_and_partial_grads():
     layer = _layer(LSTM, 3, 5)
     x = torch.randn(2, 4, 3, device=DEVICE)
@@ -173,9 +199,10 @@ def test_supported_and_errors():
     assert triton_supported(LSTM(3, 5).cell)
     assert triton_supported(SimpleRNN(3, 5, activation="softsign").cell)
     assert triton_supported(GRU(3, 5, reset_after=False).cell)
-    assert not triton_supported(LSTM(3, 512).cell)
+    assert triton_supported(LSTM(3, 512).cell)  # tiled over units
+    assert not triton_supported(GRU(3, 256).cell)
     with pytest.raises(ValueError, match="do not cover"):
-        triton_run(LSTM(3, 512).cell, torch.randn(1, 2, 3), torch.zeros(1, 512), None, None)
+        triton_run(GRU(3, 256).cell, torch.randn(1, 2, 3), torch.zeros(1, 256), None, None)
     assert triton_usable(torch.zeros(1, device=DEVICE))
     assert not triton_usable(torch.zeros(1, dtype=torch.float64))
     cell = LSTM(3, 5).cell
@@ -191,7 +218,8 @@ def test_supported_and_errors():
     "cls, kw, H",
     [
         (LSTM, {}, 64),
-        (LSTM, {}, 128),  # MAX_HIDDEN: the widest the dispatcher hands to the kernels
+        (LSTM, {}, 128),  # MAX_HIDDEN: the widest whole-width kernel
+        (LSTM, {}, 256),  # tiled over units, one persistent launch with a grid barrier
         (SimpleRNN, {}, 64),
         (GRU, {"reset_after": True}, 64),
         (GRU, {"reset_after": False}, 64),
@@ -202,3 +230,30 @@ def test_gpu_parity_larger(cls, kw, H, monkeypatch):
     mask = (torch.rand(32, H, device="cuda") > 0.3).float() / 0.7
     lengths = torch.randint(1, 33, (32,)).tolist()
     _compare(layer, 32, 32, lengths=lengths, mask=mask, monkeypatch=monkeypatch, device="cuda")
+
+
+@pytest.mark.gpu
+def test_gpu_tiled_persistent_matches_stepwise():
+    """The grid barrier: one persistent launch gives what one launch per step gives."""
+    torch.manual_seed(0)
+    B, T, H = 16, 16, 512
+    xp = torch.randn(B, T, 4 * H, device="cuda")
+    w = torch.randn(4 * H, H, device="cuda") / H**0.5
+    h0, c0 = torch.randn(B, H, device="cuda"), torch.randn(B, H, device="cuda")
+    lengths = torch.randint(1, T + 1, (B,), device="cuda")
+    assert triton_tiled.persistent_possible(B, H, xp.device)
+    codes = (0, 1)
+    runs = [
+        triton_tiled.lstm_fwd_tiled(xp, w, h0, c0, None, lengths, codes, True, p)
+        for p in (True, False)
+    ]
+    for a, b in zip(*runs, strict=True):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+    _, _, _, gates, cs = runs[0]
+    dout = torch.randn(B, T, H, device="cuda")
+    grads = [
+        triton_tiled.lstm_bwd_tiled(w, gates, cs, c0, None, lengths, dout, h0, c0, codes, p)
+        for p in (True, False)
+    ]
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)

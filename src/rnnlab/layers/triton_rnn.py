@@ -16,6 +16,11 @@ Recurrent Neural Networks on GPUs") and Diamos et al. 2016 ("Persistent RNNs"):
               dW_hh = dxp^T (m ⊙ h_prev)         # torch: one matmul over B*T rows
               dW_ih, db, dx from dxp             # torch autograd of project_inputs
 
+Which kernels: H <= ``MAX_HIDDEN`` (128): one program per 16 batch rows holds all of W_hh
+(:mod:`rnnlab.layers.triton_kernels`); LSTM with 128 < H <= 512: programs per (batch tile,
+16 hidden units) hold a slice each and exchange the state through L2 every step
+(:mod:`rnnlab.layers.triton_tiled`); GRU and SimpleRNN wider than 128 are not covered.
+
 Entry points: :func:`triton_supported`, :func:`triton_usable` and :func:`triton_run` (same
 contract as :func:`rnnlab.layers.fused.fused_run`, plus the recurrent-dropout mask). On CPU tensors
 the kernels run only under the Triton interpreter (``TRITON_INTERPRET=1`` set before this
@@ -34,6 +39,7 @@ from .cells import GRUCell, LSTMCell, LSTMState, SimpleRNNCell
 
 _SUPPORTED_ACTS = ("tanh", "sigmoid", "hard_sigmoid", "softsign", "relu", "linear")
 MAX_HIDDEN = 128  # one program holds BLOCK_H^2 weights per gate; see triton_kernels
+MAX_HIDDEN_TILED = 512  # LSTM above MAX_HIDDEN: tiled over units (triton_tiled)
 
 
 def triton_available() -> bool:
@@ -60,7 +66,11 @@ def triton_usable(x: Tensor) -> bool:
 
 def triton_supported(cell) -> bool:
     """Whether the Triton kernels compute exactly this cell's equations."""
-    if cell.hidden_size > MAX_HIDDEN or not triton_available():
+    if not triton_available():
+        return False
+    if type(cell) is LSTMCell and cell.hidden_size <= MAX_HIDDEN_TILED:
+        return cell.activation in _SUPPORTED_ACTS and cell.recurrent_activation in _SUPPORTED_ACTS
+    if cell.hidden_size > MAX_HIDDEN:
         return False
     if type(cell) is SimpleRNNCell:
         return cell.activation in _SUPPORTED_ACTS
@@ -109,11 +119,24 @@ class TritonLSTM(torch.autograd.Function):
     act, rec_act) -> (out (B,T,H), hT, cT)``; differentiable in xp, w_hh, h0, c0."""
 
     @staticmethod
-    def forward(ctx, xp, w_hh, h0, c0, mask, lengths, act: str, rec_act: str):
+    def forward(ctx, xp, w_hh, h0, c0, mask, lengths, act: str, rec_act: str, tiled=None):
         k = _kernels()
         B, T, G = xp.shape
         H = G // 4
         xp, w_hh, h0, c0 = xp.contiguous(), w_hh.contiguous(), h0.contiguous(), c0.contiguous()
+        codes = (k.ACT_CODES[act], k.ACT_CODES[rec_act])
+        ctx.codes, ctx.tiled = codes, (H > MAX_HIDDEN) if tiled is None else tiled
+        if ctx.tiled:
+            from . import triton_tiled as tk
+
+            save = any(ctx.needs_input_grad[:4])
+            ctx.persistent = tk.persistent_possible(B, H, xp.device)
+            out, hT, cT, gates, cs = tk.lstm_fwd_tiled(
+                xp, w_hh, h0, c0, mask, lengths, codes, save, ctx.persistent
+            )
+            if save:
+                ctx.save_for_backward(w_hh, h0, c0, mask, lengths, out, gates, cs)
+            return out, hT, cT
         out = xp.new_empty(B, T, H)
         hT, cT = xp.new_empty(B, H), xp.new_empty(B, H)
         save = any(ctx.needs_input_grad[:4])
@@ -121,7 +144,6 @@ class TritonLSTM(torch.autograd.Function):
         cs = xp.new_empty(B, T, H) if save else out
         m, L, has_m, has_l = _flags(mask, lengths, xp)
         block_b, block_h, grid = _blocks(B, H)
-        codes = (k.ACT_CODES[act], k.ACT_CODES[rec_act])
         k.lstm_fwd_kernel[(grid,)](
             xp, w_hh, h0, c0, m, L, out, hT, cT, gates, cs, B, T, H,
             HAS_MASK=has_m, HAS_LEN=has_l, SAVE=save, ACT=codes[0], REC_ACT=codes[1],
@@ -129,7 +151,6 @@ class TritonLSTM(torch.autograd.Function):
         )  # fmt: skip
         if save:
             ctx.save_for_backward(w_hh, h0, c0, mask, lengths, out, gates, cs)
-        ctx.codes = codes
         return out, hT, cT
 
     @staticmethod
@@ -140,17 +161,24 @@ class TritonLSTM(torch.autograd.Function):
         dout = torch.zeros_like(out) if dout is None else dout.contiguous()
         dhT = torch.zeros_like(h0) if dhT is None else dhT.contiguous()
         dcT = torch.zeros_like(c0) if dcT is None else dcT.contiguous()
-        dxp = torch.empty_like(gates)
-        dh0, dc0 = torch.empty_like(h0), torch.empty_like(c0)
-        m, L, has_m, has_l = _flags(mask, lengths, gates)
-        block_b, block_h, grid = _blocks(B, H)
-        k.lstm_bwd_kernel[(grid,)](
-            w_hh, gates, cs, c0, m, L, dout, dhT, dcT, dxp, dh0, dc0, B, T, H,
-            HAS_MASK=has_m, HAS_LEN=has_l, ACT=ctx.codes[0], REC_ACT=ctx.codes[1],
-            BLOCK_B=block_b, BLOCK_H=block_h,
-        )  # fmt: skip
+        if ctx.tiled:
+            from . import triton_tiled as tk
+
+            dxp, dh0, dc0 = tk.lstm_bwd_tiled(
+                w_hh, gates, cs, c0, mask, lengths, dout, dhT, dcT, ctx.codes, ctx.persistent
+            )
+        else:
+            dxp = torch.empty_like(gates)
+            dh0, dc0 = torch.empty_like(h0), torch.empty_like(c0)
+            m, L, has_m, has_l = _flags(mask, lengths, gates)
+            block_b, block_h, grid = _blocks(B, H)
+            k.lstm_bwd_kernel[(grid,)](
+                w_hh, gates, cs, c0, m, L, dout, dhT, dcT, dxp, dh0, dc0, B, T, H,
+                HAS_MASK=has_m, HAS_LEN=has_l, ACT=ctx.codes[0], REC_ACT=ctx.codes[1],
+                BLOCK_B=block_b, BLOCK_H=block_h,
+            )  # fmt: skip
         dw = _weight_grad(dxp, out, h0, mask) if ctx.needs_input_grad[1] else None
-        return dxp, dw, dh0, dc0, None, None, None, None
+        return dxp, dw, dh0, dc0, None, None, None, None, None
 
 
 class TritonSimpleRNN(torch.autograd.Function):
