@@ -135,3 +135,12 @@ def test_tune_spaces_are_not_presets():
     from rnnlab.training.config import list_presets
 
     assert not [name for name in list_presets() if name.startswith("tune-")]
+
+
+def test_precision_and_cuda_graph_keys():
+    from rnnlab.training.config import apply_overrides, load_preset
+
+    cfg = apply_overrides(load_preset("digits-lstm"), ["--precision=bf16", "--cuda_graph=yes"])
+    assert cfg.train.precision == "bf16" and cfg.train.cuda_graph is True
+    default = load_preset("digits-lstm").train
+    assert default.precision == "fp32" and default.cuda_graph is False

@@ -18,6 +18,8 @@
     rnnlab tour                                 the guided tour (rnnlab.tour)
 
 Global options (before or after the verb): ``--device auto|cpu|cuda``, ``--data-dir DIR``,
+``--precision fp32|bf16|fp16`` (autocast; fp16 with loss scaling, CUDA only), ``--cuda-graph``
+(capture the whole train step as one CUDA graph; one line says why when it cannot),
 ``--dry-run`` (3 steps per epoch on synthetic data of the right shape, in a temporary run
 folder), ``--resume RUN``. Bad input prints one line ``rnnlab: error: ...`` to stderr and
 exits with status 2; a run that stops on a non-finite loss exits with 1.
@@ -50,6 +52,14 @@ def _parser() -> _Parser:
     common = _Parser(add_help=False)
     common.add_argument("--device", choices=("auto", "cpu", "cuda"), default=argparse.SUPPRESS)
     common.add_argument("--data-dir", default=argparse.SUPPRESS, help="folder holding datasets")
+    common.add_argument(
+        "--precision", choices=("fp32", "bf16", "fp16"), default=argparse.SUPPRESS,
+        help="autocast precision (same as --train.precision=...)",
+    )  # fmt: skip
+    common.add_argument(
+        "--cuda-graph", action="store_true", default=argparse.SUPPRESS,
+        help="capture the train step as one CUDA graph (same as --train.cuda_graph=true)",
+    )  # fmt: skip
     common.add_argument("--dry-run", action="store_true", default=argparse.SUPPRESS)
     common.add_argument("--resume", metavar="RUN", default=argparse.SUPPRESS)
     common.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS)
@@ -193,6 +203,10 @@ def _config(args, overrides: list[str]):
         flags.append(f"--data.data_dir={args.data_dir}")
     if getattr(args, "tensorboard", False):
         flags.append("--run.tensorboard=true")
+    if hasattr(args, "precision"):
+        flags.append(f"--train.precision={args.precision}")
+    if getattr(args, "cuda_graph", False):
+        flags.append("--train.cuda_graph=true")
     return apply_overrides(cfg, flags)
 
 

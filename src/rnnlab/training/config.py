@@ -111,6 +111,8 @@ class TrainConfig:
     deterministic: bool = False  # torch.use_deterministic_algorithms: resume is bit-exact
     patience: int = 0  # early stopping after this many epochs without improvement; 0 = off
     device: str = "auto"  # auto | cpu | cuda
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 with loss scaling, CUDA only)
+    cuda_graph: bool = False  # capture the whole train step as one CUDA graph (.cuda_graph)
     tbptt_k: int = 50  # family="tbptt": steps per truncated chunk
     max_steps: int = 0  # stop each epoch after this many batches (0 = all); --dry-run uses it
     eval_batch_size: int = 1000

@@ -42,6 +42,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.optimizer": ("sgd", "adam", "rmsprop", "adagrad", "adamw"),
     "train.schedule": ("none", "step", "cosine", "onecycle", "plateau"),
     "train.device": ("auto", "cpu", "cuda"),
+    "train.precision": ("fp32", "bf16", "fp16"),
     "train.adversarial": ("none", "fgsm", "pgd", "fast"),
     "train.gan_loss": ("non_saturating", "minimax"),
 }
@@ -88,6 +89,8 @@ def validate_value(key: str, value: Any) -> Any:
 
 
 _MOMENTUM = ("sgd", "rmsprop")
+# families whose step runs forward + loss under autocast (precision.py)
+_PRECISION_FAMILIES = ("classify", "regress", "autoencode")
 _BETAS = ("adam", "adamw")
 
 
@@ -117,4 +120,16 @@ def check_config(cfg: Any) -> Any:
         raise ConfigError(
             f"`train.adversarial` needs model.family=classify, got {cfg.model.family!r}"
         )
+    if t.precision != "fp32":
+        if cfg.model.family not in _PRECISION_FAMILIES or t.adversarial != "none":
+            what = "adversarial training" if t.adversarial != "none" else cfg.model.family
+            raise ConfigError(
+                f"`train.precision={t.precision}` applies to families "
+                f"{', '.join(_PRECISION_FAMILIES)} (not adversarial); got {what!r}"
+            )
+        if t.precision == "fp16" and t.device == "cpu":
+            raise ConfigError(
+                "`train.precision=fp16` needs a CUDA device (loss-scaled fp16 training runs on "
+                "GPU only); use --precision bf16 on CPU"
+            )
     return cfg

@@ -2,6 +2,10 @@
 schedule, then :func:`rnnlab.training.loop.fit`. Every ``model.family`` goes through here:
 classify (optionally adversarial, :mod:`.adversarial`; Keras-style regularizers,
 :mod:`.regularize`), regress, tbptt, and the generative families of :mod:`.families`.
+``train.precision`` (:mod:`.precision`) and ``train.cuda_graph`` (:mod:`.cuda_graph`) are
+wired in here: the first picks autocast and the loss scaler, the second puts the training
+data on the GPU and wraps the classify/regress step in a captured graph, or says in one
+line why it falls back to the eager step.
 The CLI's ``train``/``evaluate``/``predict`` are thin shells around :func:`train`,
 :func:`evaluate_run`, :func:`load_run`.
 """
@@ -28,12 +32,13 @@ from rnnlab.models.classifiers import (
 )
 from rnnlab.utils import count_parameters, seed_everything
 
-from . import distributed, families, steps
+from . import cuda_graph, distributed, families, steps
 from .adversarial import adversarial_step
 from .checkpoint import RunDir, export_safetensors, load_checkpoint
 from .config import Config, ConfigError, config_from_dict, config_to_dict
 from .loop import Batches, FitState, TrainingStopped, evaluate, fit, resume
 from .optim import build_optimizer, build_schedule
+from .precision import make_precision
 from .regularize import regularizers
 from .samples import epoch_hook, importance_weighted_test_nll
 
@@ -139,22 +144,30 @@ def build_model(cfg: Config, example: Tensor, num_classes: int) -> nn.Module:
     )  # fmt: skip
 
 
-def _steps_for(cfg: Config):
-    """``(train_step, eval_step)`` of ``cfg``'s family, options bound."""
+def _steps_for(cfg: Config, amp=None, *, graph: bool = False, log=print):
+    """``(train_step, eval_step)`` of ``cfg``'s family, options bound. ``amp``: the run's
+    :class:`~.precision.Precision`; ``graph``: wrap the step in a
+    :class:`~.cuda_graph.GraphedStep` (classify / regress; see
+    :func:`~.cuda_graph.fallback_reason`)."""
     t, family = cfg.train, cfg.model.family
     if family in families.FAMILIES:
-        return families.steps_for(cfg)
+        return families.steps_for(cfg, amp)
     penalty, after_step = regularizers(cfg)
     kw = {"clip_norm": t.clip_norm, "clip_value": t.clip_value}
     if family == "tbptt":
         return functools.partial(steps.tbptt_step, k=t.tbptt_k, **kw), steps.regress_eval
     kw |= {"penalty": penalty, "after_step": after_step}
-    if family == "regress":
-        return functools.partial(steps.regress_step, **kw), steps.regress_eval
-    if t.adversarial != "none":
+    if t.adversarial != "none":  # precision stays fp32 here (check_config)
         adv = {"method": t.adversarial, "eps": t.adv_eps, "alpha": t.adv_alpha,
                "steps": t.adv_steps, "mix": t.adv_mix}  # fmt: skip
         return functools.partial(adversarial_step, **adv, **kw), steps.classify_eval
+    kw["amp"] = amp
+    if graph and family in cuda_graph.GRAPH_FAMILIES:
+        eager = steps.classify_step if family == "classify" else steps.regress_step
+        step = cuda_graph.GraphedStep(family, functools.partial(eager, **kw), log=log, **kw)
+        return step, steps.classify_eval if family == "classify" else steps.regress_eval
+    if family == "regress":
+        return functools.partial(steps.regress_step, **kw), steps.regress_eval
     return functools.partial(steps.classify_step, **kw), steps.classify_eval
 
 
@@ -197,6 +210,13 @@ def train(
     log = log if rank == 0 else (lambda _: None)
     if world_size > 1 and cfg.model.family not in ("classify", "regress"):
         raise DataError(f"`model.family` {cfg.model.family} runs in one process; drop torchrun")
+    amp = make_precision(t.precision, device)  # refuses fp16 off CUDA before anything is made
+    graph = False
+    if t.cuda_graph:
+        why = cuda_graph.fallback_reason(cfg, device, world_size)
+        graph = why is None
+        if why is not None:
+            log(f"cuda graph: off, {why}; training with the eager step")
     with _determinism(t.deterministic), contextlib.ExitStack() as stack:
         if world_size > 1:
             stack.callback(distributed.cleanup)
@@ -206,16 +226,26 @@ def train(
         n_params = count_parameters(model)
         model = distributed.wrap(model, device)
         shard = {"rank": rank, "world_size": world_size}
-        train_data = Batches(*data.train, batch_size=cfg.data.batch_size, seed=t.seed, **shard)
+        train_tensors = data.train
+        if graph:  # resident on the GPU, static batch shapes
+            train_tensors = tuple(x.to(device) for x in data.train)
+        train_data = Batches(
+            *train_tensors, batch_size=cfg.data.batch_size, seed=t.seed, drop_last=graph, **shard
+        )
         evals = {
             split: Batches(*tensors, batch_size=t.eval_batch_size, shuffle=False, **shard)
             for split, tensors in (("val", data.val), ("test", data.test)) if tensors is not None
         }  # fmt: skip
-        optimizer = build_optimizer(cfg, model, families.optimizer_parts(cfg, model))
+        capturable = graph and t.optimizer in cuda_graph.CAPTURABLE
+        optimizer = build_optimizer(
+            cfg, model, families.optimizer_parts(cfg, model), capturable=capturable
+        )
+        if capturable:
+            cuda_graph.device_lr(optimizer, torch.device(device))
         max_steps = 3 if dry_run else t.max_steps
         per_epoch = min(len(train_data), max_steps) if max_steps else len(train_data)
         scheduler, interval = build_schedule(cfg, optimizer, per_epoch)
-        train_step, eval_step = _steps_for(cfg)
+        train_step, eval_step = _steps_for(cfg, amp, graph=graph, log=log)
 
         run, state = None, None
         if resume_from is not None:
@@ -226,7 +256,11 @@ def train(
                     f"`train.epochs` must stay {planned} to resume a {t.schedule} schedule "
                     f"(it spans the planned steps), got {t.epochs}"
                 )
-            state = resume(run.checkpoints / "last.pt", model, optimizer, scheduler, train_data)
+            state = resume(
+                run.checkpoints / "last.pt", model, optimizer, scheduler, train_data, amp
+            )
+            if capturable:  # a loaded param group brings its lr back as saved
+                cuda_graph.device_lr(optimizer, torch.device(device))
         else:
             families.pretrain(cfg, model, data.train[0], dry_run)
         if rank == 0 and resume_from is None:
@@ -245,7 +279,7 @@ def train(
                 val_data=evals.get("val"), epochs=t.epochs, scheduler=scheduler,
                 scheduler_interval=interval, device=device, run=run, patience=t.patience,
                 max_steps=max_steps, state=state, log=log, progress=progress,
-                on_epoch_end=hook,
+                on_epoch_end=hook, amp=amp,
             )  # fmt: skip
         except TrainingStopped as e:
             if run is not None and run.committed:
@@ -261,6 +295,8 @@ def train(
         result = {"run": str(run.path) if run and not dry_run else None, "epochs": state.epoch,
                   "stopped": state.stopped, "parameters": n_params}  # fmt: skip
         result |= {f"test_{k}": v for k, v in test.items()}
+        if isinstance(train_step, cuda_graph.GraphedStep):
+            result["cuda_graph_replays"] = train_step.replays
         if cfg.model.family == "vae" and t.iw_k > 0:
             k = min(t.iw_k, 8) if dry_run else t.iw_k
             result["test_iw_nll"] = importance_weighted_test_nll(model, evals["test"], k, device)

@@ -21,6 +21,7 @@ run in one process (their steps call methods, not ``forward``, which DDP cannot 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import torch
@@ -180,12 +181,16 @@ def pretrain(cfg: Config, model: nn.Module, x: Tensor, dry_run: bool = False) ->
 
 
 # ----------------------------------------------------------------------------- steps
-def ae_step(model, batch, optimizer, *, clip_norm=None, clip_value=None) -> dict[str, float]:
-    """One step on ``model.loss(x)``; returns the loss, its parts and the gradient norm."""
+def ae_step(
+    model, batch, optimizer, *, clip_norm=None, clip_value=None, amp=None
+) -> dict[str, float]:
+    """One step on ``model.loss(x)``; returns the loss, its parts and the gradient norm.
+    ``amp``: the loss under autocast (:mod:`.precision`)."""
     model.train()
-    loss, parts = model.loss(batch[0])
+    with amp.autocast() if amp is not None else contextlib.nullcontext():
+        loss, parts = model.loss(batch[0])
     parts = {k: v.detach() for k, v in parts.items()}
-    norm = update(loss, model, optimizer, clip_norm=clip_norm, clip_value=clip_value)
+    norm = update(loss, model, optimizer, clip_norm=clip_norm, clip_value=clip_value, amp=amp)
     return {"loss": loss.item(), **{k: v.item() for k, v in parts.items()}, "grad_norm": norm}
 
 
@@ -253,11 +258,12 @@ def vaegan_eval(model, batch, *, gan_loss: str = "non_saturating") -> dict[str, 
     return {f"{k}_loss" if k in names else k: v.item() for k, v in losses.items()}
 
 
-def steps_for(cfg: Config):
-    """``(train_step, eval_step)`` of a generative family."""
+def steps_for(cfg: Config, amp=None):
+    """``(train_step, eval_step)`` of a generative family (``amp``: autoencode only)."""
     t, family = cfg.train, cfg.model.family
     if family == "autoencode":
-        return functools.partial(ae_step, clip_norm=t.clip_norm, clip_value=t.clip_value), ae_eval
+        kw = {"clip_norm": t.clip_norm, "clip_value": t.clip_value, "amp": amp}
+        return functools.partial(ae_step, **kw), ae_eval
     if family == "vae":
         return (functools.partial(gs.vae_step, beta=t.beta),
                 functools.partial(vae_eval, beta=t.beta))  # fmt: skip

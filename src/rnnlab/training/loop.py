@@ -6,6 +6,13 @@ Each epoch reads: batches -> train step -> LR schedule -> evaluation -> log -> c
 ``torch.Generator``, whose state goes into the checkpoint, so a resumed run sees the same
 batches as one never interrupted. Under ``torch.distributed`` each rank takes its share of
 every global batch and evaluation sums are all-reduced.
+
+A train step may defer its metrics (the CUDA-graph step of :mod:`.cuda_graph` sums them on
+the device and reads them once per epoch): it returns ``{}`` per batch and offers
+``start_epoch()`` and ``epoch_sums() -> (sums, seen)``; ``epoch_sums`` may raise
+:class:`NonFiniteError`, which stops training like a per-step one (the last checkpoint, the
+previous epoch's, stays good). A loss scaler (fp16, :mod:`.precision`) goes into every
+checkpoint as ``"scaler"``.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ class Batches:
     With ``world_size > 1`` rank ``r`` gets rows ``r::world_size`` of every global batch of
     ``batch_size`` (the global batches equal the one-process ones, as DistributedSampler's
     interleaving gives). The order comes from ``generator`` (seeded by ``seed``).
+    ``drop_last`` drops the last partial batch of each epoch (static shapes for CUDA graphs).
+    Tensors may live on a GPU; the order is drawn on the CPU either way.
     """
 
     def __init__(
@@ -50,22 +59,28 @@ class Batches:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        drop_last: bool = False,
     ) -> None:
         if not tensors or any(len(t) != len(tensors[0]) for t in tensors):
             raise ValueError("`tensors` must be one or more tensors with equal first dimensions.")
         if batch_size < world_size:
             raise ValueError(f"`batch_size` must be >= world_size {world_size}, got {batch_size}")
         self.tensors, self.batch_size, self.shuffle = tensors, batch_size, shuffle
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.drop_last = rank, world_size, drop_last
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.tensors[0]) / self.batch_size)
+        n = len(self.tensors[0])
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __iter__(self):
         n = len(self.tensors[0])
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
-        for start in range(0, n, self.batch_size):
+        # tensors resident on a GPU: gather there (the order is drawn on the CPU either way,
+        # so the batches are the same ones wherever the data lives)
+        order = order.to(self.tensors[0].device)
+        stop = len(self) * self.batch_size if self.drop_last else n
+        for start in range(0, stop, self.batch_size):
             index = order[start : start + self.batch_size][self.rank :: self.world_size]
             yield tuple(t[index] for t in self.tensors)
 
@@ -115,8 +130,9 @@ def evaluate(model: nn.Module, eval_step: Callable, batches, device="cpu") -> di
     return {k: sums[k] / max(count, 1) for k in keys}
 
 
-def _checkpoint(model, optimizer, scheduler, data: Batches, state: FitState) -> dict:
+def _checkpoint(model, optimizer, scheduler, data: Batches, state: FitState, amp=None) -> dict:
     return {
+        "scaler": amp.state_dict() if amp is not None else None,
         "model": unwrap(model).state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
@@ -126,9 +142,12 @@ def _checkpoint(model, optimizer, scheduler, data: Batches, state: FitState) -> 
     }
 
 
-def resume(path, model, optimizer, scheduler, data: Batches) -> FitState:
-    """Restore everything :func:`fit` saved in checkpoint ``path``; returns its FitState."""
+def resume(path, model, optimizer, scheduler, data: Batches, amp=None) -> FitState:
+    """Restore everything :func:`fit` saved in checkpoint ``path``; returns its FitState.
+    ``amp``: the run's :class:`~.precision.Precision`, whose loss scaler is restored too."""
     ckpt = load_checkpoint(path)
+    if amp is not None:
+        amp.load_state_dict(ckpt.get("scaler"))
     unwrap(model).load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     if scheduler is not None and ckpt["scheduler"] is not None:
@@ -157,6 +176,7 @@ def fit(
     log: Callable[[str], None] | None = print,
     progress: bool = True,
     on_epoch_end: Callable[[FitState, dict], None] | None = None,
+    amp=None,
 ) -> FitState:
     """Train ``model`` for ``epochs`` (from ``state.epoch`` when resuming).
 
@@ -171,6 +191,7 @@ def fit(
     ``on_epoch_end(state, record)`` runs after each epoch's evaluation, log and checkpoint
     (on every rank); what it raises propagates (Optuna's ``TrialPruned`` ends the run there,
     its checkpoint intact). Setting ``state.stopped`` in it stops training after the epoch.
+    ``amp``: the :class:`~.precision.Precision` the steps use; its scaler is checkpointed.
     """
     state = state or FitState()
     main = not _distributed() or dist.get_rank() == 0
@@ -183,6 +204,8 @@ def fit(
             total=total, desc=f"epoch {state.epoch + 1}/{epochs}", leave=False,
             disable=not (progress and main), dynamic_ncols=True,
         )  # fmt: skip
+        if hasattr(train_step, "start_epoch"):
+            train_step.start_epoch()
         for i, batch in enumerate(train_data):
             if max_steps and i >= max_steps:
                 break
@@ -195,17 +218,27 @@ def fit(
             state.step += 1
             if scheduler is not None and scheduler_interval == "step":
                 scheduler.step()
-            n = len(batch[0])
-            for key, value in metrics.items():
-                sums[key] = sums.get(key, 0.0) + value * n
-            seen += n
-            bar.set_postfix({k: f"{v / seen:.4g}" for k, v in sums.items()}, refresh=False)
+            if metrics:  # a deferring step returns {} and sums on the device
+                n = len(batch[0])
+                for key, value in metrics.items():
+                    sums[key] = sums.get(key, 0.0) + value * n
+                seen += n
+                bar.set_postfix({k: f"{v / seen:.4g}" for k, v in sums.items()}, refresh=False)
             bar.update()
         bar.close()
+        if hasattr(train_step, "epoch_sums"):
+            try:
+                deferred, n = train_step.epoch_sums()  # one device -> host read per epoch
+            except NonFiniteError as e:
+                state.stopped = f"non-finite in epoch {state.epoch + 1}"
+                raise TrainingStopped(f"training stopped: {e} ({state.stopped})", state) from e
+            for key, value in deferred.items():
+                sums[key] = sums.get(key, 0.0) + value
+            seen += n
         state.epoch += 1
         record = {"epoch": state.epoch, "step": state.step, "seconds": time.perf_counter() - t0}
         record |= {f"train_{k}": v / max(seen, 1) for k, v in sums.items()}
-        record["lr"] = optimizer.param_groups[0]["lr"]
+        record["lr"] = float(optimizer.param_groups[0]["lr"])  # a tensor under capturable Adam
 
         # evaluate, schedule, log
         if val_data is not None and eval_step is not None:
@@ -228,7 +261,8 @@ def fit(
             state.stopped = f"early stopping: no improvement for {patience} epochs"
         if run is not None and main:
             run.log(record)
-            run.save(_checkpoint(model, optimizer, scheduler, train_data, state), best=improved)
+            ckpt = _checkpoint(model, optimizer, scheduler, train_data, state, amp)
+            run.save(ckpt, best=improved)
         say(_format(record, epochs))
         if on_epoch_end is not None:
             on_epoch_end(state, record)

@@ -24,7 +24,7 @@ from .config import Config
 __all__ = ["MultiOptimizer", "MultiScheduler", "build_optimizer", "build_schedule"]
 
 
-def _one(name: str, params: Iterable, cfg: Config) -> torch.optim.Optimizer:
+def _one(name: str, params: Iterable, cfg: Config, capturable: bool = False):
     t = cfg.train
     kw = {"lr": t.lr, "weight_decay": t.weight_decay}
     if name == "sgd":
@@ -36,7 +36,8 @@ def _one(name: str, params: Iterable, cfg: Config) -> torch.optim.Optimizer:
     gan = cfg.model.family in ("gan", "vaegan")
     beta1 = t.beta1 if t.beta1 is not None else (0.5 if gan else 0.9)
     cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
-    return cls(params, betas=(beta1, t.beta2), **kw)
+    extra = {"capturable": True} if capturable else {}  # CUDA-graph capture (.cuda_graph)
+    return cls(params, betas=(beta1, t.beta2), **kw, **extra)
 
 
 class MultiOptimizer:
@@ -95,12 +96,17 @@ class MultiScheduler:
 
 
 def build_optimizer(
-    cfg: Config, model: nn.Module, parts: Mapping[str, Iterable] | None = None
+    cfg: Config,
+    model: nn.Module,
+    parts: Mapping[str, Iterable] | None = None,
+    *,
+    capturable: bool = False,
 ) -> torch.optim.Optimizer | MultiOptimizer:
     """``cfg.train.optimizer`` over ``model``'s parameters, or a :class:`MultiOptimizer` with
-    one such optimizer per entry of ``parts`` (``{name: parameters}``)."""
+    one such optimizer per entry of ``parts`` (``{name: parameters}``). ``capturable``: Adam
+    and AdamW keep their step count on the device, as CUDA-graph capture needs."""
     if parts is None:
-        return _one(cfg.train.optimizer, model.parameters(), cfg)
+        return _one(cfg.train.optimizer, model.parameters(), cfg, capturable)
     return MultiOptimizer({k: _one(cfg.train.optimizer, p, cfg) for k, p in parts.items()})
 
 

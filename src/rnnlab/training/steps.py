@@ -6,7 +6,9 @@ the loop weights them by batch size). ``batch`` is ``(x, y)`` or ``(x, y, length
 Steps own their update (as :mod:`rnnlab.training.generative_steps` does), because TBPTT
 and GANs need more than one backward per batch; :func:`update` is the shared one-backward
 form, and it refuses to step on a non-finite loss or gradient (:class:`NonFiniteError`), so
-the weights stay the last good ones.
+the weights stay the last good ones. ``amp`` (a :class:`~.precision.Precision`) runs the
+forward pass and loss under autocast; with fp16's loss scaler an overflowing gradient skips
+the step and lowers the scale instead of stopping (only a non-finite loss stops).
 
 - :func:`classify_step` / :func:`classify_eval`: cross-entropy on logits, accuracy.
 - :func:`regress_step` / :func:`regress_eval`: MSE (the adding problem; 0.167 is the
@@ -18,6 +20,7 @@ the weights stay the last good ones.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 
@@ -51,23 +54,40 @@ def update(
     clip_norm: float | None = None,
     clip_value: float | None = None,
     after_step: Callable[[nn.Module], None] | None = None,
+    amp=None,
 ) -> float:
     """zero_grad -> backward -> clip -> finite check -> step -> ``after_step(model)`` (a
-    constraint such as max-norm). Returns the gradient norm."""
+    constraint such as max-norm). Returns the gradient norm. With ``amp`` (a
+    :class:`~.precision.Precision`) the loss is scaled before backward and the gradients
+    unscaled before clipping (fp16)."""
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    norm = _clip_and_check(loss.item(), model, clip_norm, clip_value)
-    optimizer.step()
+    if amp is None:
+        loss.backward()
+        norm = _clip_and_check(loss.item(), model, clip_norm, clip_value)
+        optimizer.step()
+    else:
+        amp.backward(loss)
+        amp.unscale(optimizer)
+        norm = _clip_and_check(
+            loss.item(), model, clip_norm, clip_value, overflow_ok=amp.skips_overflow
+        )
+        amp.step(optimizer)
     if after_step is not None:
         after_step(model)
     return norm
 
 
-def _clip_and_check(loss: float, model: nn.Module, clip_norm, clip_value) -> float:
+def _clip_and_check(
+    loss: float, model: nn.Module, clip_norm, clip_value, *, overflow_ok: bool = False
+) -> float:
     norm = clip_gradients(model.parameters(), max_norm=clip_norm, max_value=clip_value)
-    if not math.isfinite(loss) or not math.isfinite(norm):
+    if not math.isfinite(loss) or not (math.isfinite(norm) or overflow_ok):
         raise NonFiniteError(f"loss = {loss}, gradient norm = {norm}")
     return norm
+
+
+def _autocast(amp):
+    return amp.autocast() if amp is not None else contextlib.nullcontext()
 
 
 def classify_step(
@@ -79,17 +99,21 @@ def classify_step(
     clip_value: float | None = None,
     penalty: Callable[[nn.Module], Tensor] | None = None,
     after_step: Callable[[nn.Module], None] | None = None,
+    amp=None,
 ) -> dict[str, float]:
     """One cross-entropy step; returns ``{"loss", "accuracy", "grad_norm"}`` (and
-    ``"penalty"``, the regularizer ``penalty(model)`` added to the loss, when given)."""
+    ``"penalty"``, the regularizer ``penalty(model)`` added to the loss, when given).
+    ``amp``: forward + loss under autocast (:mod:`.precision`)."""
     x, y, lengths = _unpack(batch)
     model.train()
-    logits = model(x, lengths)
-    loss = F.cross_entropy(logits, y)
-    total, extra = _penalized(loss, model, penalty)
+    with _autocast(amp):
+        logits = model(x, lengths)
+        loss = F.cross_entropy(logits, y)
+        total, extra = _penalized(loss, model, penalty)
     norm = update(
-        total, model, optimizer, clip_norm=clip_norm, clip_value=clip_value, after_step=after_step
-    )
+        total, model, optimizer, clip_norm=clip_norm, clip_value=clip_value,
+        after_step=after_step, amp=amp,
+    )  # fmt: skip
     accuracy = (logits.detach().argmax(-1) == y).float().mean().item()
     return {"loss": loss.item(), "accuracy": accuracy, "grad_norm": norm, **extra}
 
@@ -123,15 +147,19 @@ def regress_step(
     clip_value: float | None = None,
     penalty: Callable[[nn.Module], Tensor] | None = None,
     after_step: Callable[[nn.Module], None] | None = None,
+    amp=None,
 ) -> dict[str, float]:
-    """One full-BPTT MSE step (+ ``penalty(model)``); returns ``{"loss", "grad_norm"}``."""
+    """One full-BPTT MSE step (+ ``penalty(model)``); returns ``{"loss", "grad_norm"}``.
+    ``amp``: forward + loss under autocast (:mod:`.precision`)."""
     x, y, lengths = _unpack(batch)
     model.train()
-    loss = F.mse_loss(model(x, lengths), y)
-    total, extra = _penalized(loss, model, penalty)
+    with _autocast(amp):
+        loss = F.mse_loss(model(x, lengths).float(), y)
+        total, extra = _penalized(loss, model, penalty)
     norm = update(
-        total, model, optimizer, clip_norm=clip_norm, clip_value=clip_value, after_step=after_step
-    )
+        total, model, optimizer, clip_norm=clip_norm, clip_value=clip_value,
+        after_step=after_step, amp=amp,
+    )  # fmt: skip
     return {"loss": loss.item(), "grad_norm": norm, **extra}
 
 
