@@ -63,11 +63,6 @@ from .config import (
 )
 from .tune_space import Param, load_space, sample
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 __all__ = ["TuneError", "load_config", "tune", "tune_main"]
 
 METRICS = ("val_loss", "val_accuracy")
@@ -129,18 +124,7 @@ class Job:
 
 
 def load_config(preset: str) -> Config:
-    """A shipped preset by name, or a preset TOML by path (``.toml`` or containing ``/``)."""
-    if preset.endswith(".toml") or os.sep in preset or "/" in preset:
-        path = Path(preset)
-        if not path.is_file():
-            raise ConfigError(f"preset file {path} does not exist")
-        try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"preset file {path} is not valid TOML: {e}") from None
-        cfg = config_from_dict(data)
-        cfg.run.preset = path.stem
-        return cfg
+    """A shipped preset by name, or a preset TOML by path: :func:`load_preset` takes both."""
     return load_preset(preset)
 
 
