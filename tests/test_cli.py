@@ -222,3 +222,19 @@ def test_bad_inspection_input_is_one_line_and_exit_2(tiny_run, tmp_path, capsys,
     np.save(tmp_path / "x.npy", np.zeros((1, 8, 8), np.float32))
     capsys.readouterr()
     assert message in _error(capsys, argv)
+
+
+def test_evaluate_scores_a_generative_run_offline(tmp_path, capsys, monkeypatch):
+    from rnnlab.evaluation import generative_report
+
+    monkeypatch.setattr(generative_report, "CACHE", tmp_path / "cache")
+    out = tmp_path / "runs"
+    assert main(["train", "vae-mnist", "--data.dataset=digits", "--train.epochs=1",
+                 "--train.iw_k=0", "--model.hidden_size=16", f"--run.out_dir={out}",
+                 "--run.name=v", "--no-progress"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["evaluate", str(out / "v"), "--n", "64", "--iw-k", "2"]) == 0
+    text = capsys.readouterr().out
+    for key in ("test_neg_elbo", "not Inception", "fid:", "kid:", "classes_covered:",
+                "test_nll_binarized:"):  # fmt: skip
+        assert key in text

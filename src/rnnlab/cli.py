@@ -77,7 +77,10 @@ def _parser() -> _Parser:
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
     p = verbs.add_parser("train", parents=[common], help="train a preset")
     p.add_argument("preset", nargs="?")
-    verbs.add_parser("evaluate", parents=[common], help="test a run").add_argument("run")
+    p = verbs.add_parser("evaluate", parents=[common], help="test a run")
+    p.add_argument("run")
+    p.add_argument("--n", type=_positive, default=10_000, help="samples scored (VAE/GAN runs)")
+    p.add_argument("--iw-k", type=int, default=1000, help="importance samples for VAE NLL")
     p = verbs.add_parser("predict", parents=[common], help="classify images with a run")
     p.add_argument("run")
     p.add_argument("input", help=".npy (N, H, W) or IDX images file")
@@ -248,9 +251,20 @@ def _dispatch(args, overrides: list[str], argv: list[str]) -> int:
         summary(model, shape, name=cfg.run.preset)
         return 0
     if args.verb == "evaluate":
-        metrics = experiment.evaluate_run(args.run, data_dir=getattr(args, "data_dir", None))
+        data_dir = getattr(args, "data_dir", None)
+        metrics = experiment.evaluate_run(args.run, data_dir=data_dir)
         for key, value in metrics.items():
             print(f"{key}: {value:.4f}")
+        family = experiment.load_run(args.run)[0].model.family
+        if family in ("vae", "gan", "vaegan"):  # sample quality, offline (issue 5)
+            from rnnlab.evaluation.generative_report import evaluate_generator
+
+            out = evaluate_generator(args.run, n=args.n, iw_k=args.iw_k, data_dir=data_dir)
+            print("FID*/KID* on rnnlab's own domain-classifier features (not Inception):")
+            for key in ("fid", "kid", "classes_covered", "kl_to_uniform", "label_accuracy",
+                        "memorisation_median_ratio", "test_nll_binarized"):  # fmt: skip
+                if key in out:
+                    print(f"{key}: {out[key]:.4f}")
         return 0
     if args.verb == "predict":
         return _predict(args.run, args.input)
