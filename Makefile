@@ -24,6 +24,7 @@ $(VENV)/.run-installed: pyproject.toml | $(BIN)/python
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q -e '.[test,tune]'
+	$(BIN)/pip install -q --no-deps torchattacks  # parity reference; its torchvision dep is unused
 	touch $@ $(VENV)/.run-installed
 
 run: $(VENV)/.run-installed
