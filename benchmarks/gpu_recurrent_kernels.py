@@ -21,6 +21,8 @@ launch when the grid fits the SMs, else one launch per step; each row says which
 whose kernel fails (spills, compile errors) prints the error and the run goes on.
 
 Run on a CUDA machine: ``python benchmarks/gpu_recurrent_kernels.py [--repeats 20]``.
+``--resources`` needs no GPU: it compiles the LSTM kernels for sm_90 and prints registers,
+spills and shared memory per width (how ``triton_rnn.MAX_HIDDEN*`` were chosen).
 Without CUDA it says so and exits with status 2. Not yet run: no GPU was at hand when it
 was written, so no number from it is quoted anywhere.
 """
@@ -110,10 +112,64 @@ def time_rounds(steps: dict[str, Callable[[], None]], repeats: int) -> dict[str,
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
+def resources(widths=(64, 128, 256, 512)) -> None:
+    """Compile the LSTM kernels for sm_90 WITHOUT a GPU (Triton's bundled ptxas) and print
+    each one's registers, spill stack and shared memory (an H100/H200 block may use 227 KB).
+    Slow: about a minute per kernel on a small CPU."""
+    import os
+    import subprocess
+    import tempfile
+
+    import triton
+    from triton.backends.compiler import GPUTarget
+
+    from rnnlab.layers import triton_kernels, triton_tiled
+
+    cuobjdump = os.path.join(os.path.dirname(triton.__file__), "backends/nvidia/bin/cuobjdump")
+    ints = ("B", "T", "H", "t_start", "t_stop", "s_start", "s_stop")
+    ptr = {"len_ptr": "*i64", "sync_ptr": "*i32"}
+
+    def compile_one(fn, **consts):
+        consts.update(HAS_MASK=True, HAS_LEN=True, ACT=0, REC_ACT=1, BLOCK_B=16)
+        sig = {
+            n: "constexpr" if n in consts else "i32" if n in ints else ptr.get(n, "*fp32")
+            for n in fn.arg_names
+        }
+        src = triton.compiler.ASTSource(fn=fn, signature=sig, constexprs=consts)
+        try:
+            kernel = triton.compile(src, target=GPUTarget("cuda", 90, 32))
+        except Exception as err:  # report it and go on
+            return f"compile failed: {str(err).splitlines()[0][:120]}"
+        with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+            f.write(kernel.asm["cubin"])
+            f.flush()
+            usage = subprocess.run([cuobjdump, "-res-usage", f.name], capture_output=True)
+        regs = [ln.split()[:2] for ln in usage.stdout.decode().splitlines() if "REG:" in ln]
+        return f"{' '.join(regs[0]) if regs else '?'} shared {kernel.metadata.shared // 1024} KB"
+
+    for H in widths:
+        bh = max(16, triton.next_power_of_2(H))
+        for name, fn, kw in (
+            ("whole-width fwd", triton_kernels.lstm_fwd_kernel, {"SAVE": True, "BLOCK_H": bh}),
+            ("whole-width bwd", triton_kernels.lstm_bwd_kernel, {"BLOCK_H": bh}),
+            ("tiled fwd", triton_tiled.lstm_fwd_tiled_kernel, {"SAVE": True}),
+            ("tiled bwd", triton_tiled.lstm_bwd_tiled_kernel, {}),
+        ):
+            if name.startswith("tiled"):
+                kw = {**kw, "PERSISTENT": True, "BLOCK_U": 16, "BLOCK_K": bh}
+            print(f"  H={H:4d} {name}: {compile_one(fn, **kw)}", flush=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument(
+        "--resources", action="store_true", help="compile for sm_90 and print resource usage"
+    )
     args = parser.parse_args(argv)
+    if args.resources:
+        resources()
+        return 0
     if not torch.cuda.is_available():
         print("gpu_recurrent_kernels: needs a CUDA GPU (none found); nothing was measured.")
         return 2

@@ -25,8 +25,9 @@ Design (one program per batch tile, the whole hidden width in the program):
   torch's autograd (hard_sigmoid and relu have zero slope at their kinks, as torch's).
 
 Limits: a program holds a (BLOCK_H x BLOCK_H) block per gate, so this layout is meant for
-small H (``triton_rnn.MAX_HIDDEN`` = 128; 64 fits registers comfortably, 128 may spill, which
-is unmeasured). Wider LSTMs (H = 256-512) run the unit-tiled kernels of
+small H (``triton_rnn.MAX_HIDDEN`` = 64: at 128 the LSTM kernels need more shared memory
+than an sm_90 block has, found by compiling them for sm_90). Wider LSTMs run the unit-tiled
+kernels of
 :mod:`rnnlab.layers.triton_tiled`, which split the weights over programs and meet at a
 grid-wide barrier per step. ``tl.dot`` is called with ``input_precision="ieee"`` so fp32
 stays fp32 (no TF32).

@@ -16,10 +16,11 @@ Recurrent Neural Networks on GPUs") and Diamos et al. 2016 ("Persistent RNNs"):
               dW_hh = dxp^T (m ⊙ h_prev)         # torch: one matmul over B*T rows
               dW_ih, db, dx from dxp             # torch autograd of project_inputs
 
-Which kernels: H <= ``MAX_HIDDEN`` (128): one program per 16 batch rows holds all of W_hh
-(:mod:`rnnlab.layers.triton_kernels`); LSTM with 128 < H <= 512: programs per (batch tile,
+Which kernels: H <= ``MAX_HIDDEN`` (64): one program per 16 batch rows holds all of W_hh
+(:mod:`rnnlab.layers.triton_kernels`); LSTM with 64 < H <= 256: programs per (batch tile,
 16 hidden units) hold a slice each and exchange the state through L2 every step
-(:mod:`rnnlab.layers.triton_tiled`); GRU and SimpleRNN wider than 128 are not covered.
+(:mod:`rnnlab.layers.triton_tiled`); wider LSTMs, and GRU and SimpleRNN wider than 64, are
+not covered (the limits come from compiling for sm_90: see ``MAX_HIDDEN``).
 
 Entry points: :func:`triton_supported`, :func:`triton_usable` and :func:`triton_run` (same
 contract as :func:`rnnlab.layers.fused.fused_run`, plus the recurrent-dropout mask). On CPU tensors
@@ -38,8 +39,13 @@ from torch import Tensor
 from .cells import GRUCell, LSTMCell, LSTMState, SimpleRNNCell
 
 _SUPPORTED_ACTS = ("tanh", "sigmoid", "hard_sigmoid", "softsign", "relu", "linear")
-MAX_HIDDEN = 128  # one program holds BLOCK_H^2 weights per gate; see triton_kernels
-MAX_HIDDEN_TILED = 512  # LSTM above MAX_HIDDEN: tiled over units (triton_tiled)
+# Widths from compiling the kernels for sm_90 (Triton 3.9, num_warps 4; no GPU run): the
+# whole-width LSTM kernels need 270 KB (fwd) / 401 KB (bwd) of shared memory at H = 128,
+# over the 227 KB an H100/H200 block may have; at H = 64 they fit (68 / 132 KB, some
+# spilling). The unit-tiled LSTM fits at H = 256 (80 / 128 KB, no spills) but its backward
+# needs 256 KB at H = 512.
+MAX_HIDDEN = 64  # one program holds BLOCK_H^2 weights per gate; see triton_kernels
+MAX_HIDDEN_TILED = 256  # LSTM above MAX_HIDDEN: tiled over units (triton_tiled)
 
 
 def triton_available() -> bool:
