@@ -48,7 +48,8 @@ def _act(x, KIND: tl.constexpr):
         th = (1.0 - e) / (1.0 + e)
         y = tl.where(x < 0, -th, th)
     elif KIND == 1:
-        y = tl.sigmoid(x)
+        y = 1.0 / (1.0 + tl.exp(-x))  # as tl.sigmoid, which is a jit function the
+        # interpreter cannot call when triton was imported before TRITON_INTERPRET was set
     elif KIND == 2:  # Keras 3 hard_sigmoid: relu6(x + 3) / 6
         y = tl.minimum(tl.maximum(x + 3.0, 0.0), 6.0) / 6.0
     elif KIND == 3:
