@@ -25,6 +25,7 @@ $(VENV)/.test-installed: pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q -e '.[test,tune]'
 	$(BIN)/pip install -q --no-deps torchattacks  # parity reference; its torchvision dep is unused
+	$(BIN)/pip install -q triton==3.9.0  # the fused kernels' tests run under TRITON_INTERPRET=1
 	touch $@ $(VENV)/.run-installed
 
 run: $(VENV)/.run-installed
