@@ -4,8 +4,8 @@ Each row changes one thing in the ``lstm-rows`` preset (LSTM(128), Adam + one-cy
 3e-3, clipping at 1, head dropout 0.1, keras init, tanh, 10% held out) and trains it for the
 same number of epochs. Two steps:
 
-    python benchmarks/chapter_advice.py run --data-dir ../shared/datasets --out runs/advice
-    python benchmarks/chapter_advice.py table --data-dir ../shared/datasets --out runs/advice
+    python benchmarks/chapter_advice.py run --data-dir ../shared/datasets
+    python benchmarks/chapter_advice.py table --data-dir ../shared/datasets
 
 ``run`` trains every row that has no finished run folder yet (``--jobs`` at a time, one
 thread each); ``table`` measures each finished run's accuracy on its own training split in
