@@ -258,3 +258,20 @@ def test_gpu_tiled_persistent_matches_stepwise():
     ]
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU, SimpleRNN])
+def test_layer_implementation_triton_matches_explicit(cls):
+    """The layer's own `implementation="triton"` path (lengths, recurrent dropout mask)."""
+    torch.manual_seed(0)
+    explicit = cls(3, 8, return_sequences=True, return_state=True, implementation="explicit")
+    fused = cls(3, 8, return_sequences=True, return_state=True, implementation="triton")
+    fused.load_state_dict(explicit.state_dict())
+    x = torch.randn(2, 4, 3)
+    lengths = torch.tensor([4, 2])
+    out_e, state_e = explicit(x, lengths)
+    out_t, state_t = fused(x, lengths)
+    torch.testing.assert_close(out_t, out_e, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(state_t, state_e, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="triton"):
+        cls(3, 300, implementation="triton")

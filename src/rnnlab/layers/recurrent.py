@@ -24,7 +24,9 @@ the inputs (``dropout``) and on the state entering the recurrent matmul
 
 ``implementation``: ``"auto"`` hands standard configurations to torch's fused kernels
 (:mod:`rnnlab.layers.fused`), ``"fused"`` insists (error if impossible), ``"explicit"``
-always runs the Python loop. Both paths use the same parameters and agree to float
+always runs the Python loop, ``"triton"`` runs rnnlab's persistent Triton kernels
+(:mod:`rnnlab.layers.triton_rnn`; verified under the Triton interpreter, not yet measured on
+a GPU, so ``"auto"`` does not pick them). Both paths use the same parameters and agree to float
 rounding.
 """
 
@@ -37,8 +39,9 @@ from torch import Tensor, nn
 from .cells import GRUCell, LSTMCell, LSTMState, SimpleRNNCell
 from .fused import fused_run, fused_supported
 from .masking import check_lengths, detach_state, last_valid, reverse_padded, select_state
+from .triton_rnn import triton_run, triton_supported, triton_usable
 
-IMPLEMENTATIONS = ("auto", "fused", "explicit")
+IMPLEMENTATIONS = ("auto", "fused", "explicit", "triton")
 
 
 def _check_rate(name: str, value: float) -> float:
@@ -98,6 +101,11 @@ class RNN(nn.Module):
                 "(SimpleRNN tanh/relu, LSTM tanh/sigmoid, GRU reset_after=True tanh/sigmoid, "
                 f"no recurrent_dropout); got {cell!r} with recurrent_dropout={recurrent_dropout}."
             )
+        if implementation == "triton" and not triton_supported(cell):
+            raise ValueError(
+                "`implementation='triton'` needs a cell the Triton kernels cover (LSTM with "
+                f"H <= 256, GRU and SimpleRNN with H <= 64); got {cell!r}."
+            )
         self._state = None
 
     @property
@@ -118,7 +126,7 @@ class RNN(nn.Module):
 
     def uses_fused_path(self) -> bool:
         """Whether the next call in the current mode runs torch's fused kernel."""
-        if self.implementation == "explicit":
+        if self.implementation in ("explicit", "triton"):
             return False
         rec_dropout = self.training and self.recurrent_dropout > 0
         return not rec_dropout and fused_supported(self.cell)
@@ -147,10 +155,20 @@ class RNN(nn.Module):
             x = reverse_padded(x, lengths)
         if self.training and self.dropout > 0:
             x = x * _dropout_mask((B, 1, x.size(-1)), self.dropout, x)
+        rec_mask = None  # one mask per sequence, shared by every step (and every path)
+        if self.training and self.recurrent_dropout > 0:
+            rec_mask = _dropout_mask((B, self.cell.hidden_size), self.recurrent_dropout, x)
         if self.uses_fused_path():
             outputs, state = fused_run(self.cell, x, state, lengths)
+        elif self.implementation == "triton":
+            if not triton_usable(x):
+                raise ValueError(
+                    "`implementation='triton'` runs float32 CUDA tensors (or any float32 "
+                    f"tensor with TRITON_INTERPRET=1); got {x.dtype} on {x.device}."
+                )
+            outputs, state = triton_run(self.cell, x, state, lengths, rec_mask)
         else:
-            outputs, state = self._loop(x, state, lengths)
+            outputs, state = self._loop(x, state, lengths, rec_mask)
         if self.stateful:
             self._state = detach_state(state)
         return outputs, state, lengths
@@ -194,11 +212,7 @@ class RNN(nn.Module):
             return LSTMState(check(initial_state[0]), check(initial_state[1]))
         return check(initial_state)
 
-    def _loop(self, x: Tensor, state, lengths: Tensor | None):
-        B, T, _ = x.shape
-        rec_mask = None
-        if self.training and self.recurrent_dropout > 0:
-            rec_mask = _dropout_mask((B, self.cell.hidden_size), self.recurrent_dropout, x)
+    def _loop(self, x: Tensor, state, lengths: Tensor | None, rec_mask: Tensor | None):
         xp = self.cell.project_inputs(x)  # (B, T, G*H): the input half, hoisted out of the loop
         # unbind, not xp[:, t]: the backward of T separate selects would zero-fill and add a
         # full (B, T, G*H) gradient T times (O(T^2)); unbind's backward stacks once.
