@@ -104,13 +104,13 @@ def part_dynamic_rnn(tour: Tour) -> list[str]:
 def part_memory(tour: Tour) -> list[str]:
     """The adding problem: can the model carry two numbers across T steps? Predicting 1
     always gives MSE 0.167. Then ||dL/dh_t|| through time for each trained model."""
-    T, n = (20, 500) if tour.quick else (50, 4000)
+    T, n = (20, 500) if tour.quick else (30, 8000)
     lines, curves = [f"adding problem, T={T}, {n} training sequences; baseline MSE 0.167"], {}
     x, y = adding_problem(256, T, seed=7)
     for label, kind in (("SimpleRNN", "simple_rnn"), ("LSTM", "lstm"), ("GRU", "gru")):
-        r = tour.train("memory", f"adding-{kind}", f"adding-{kind}",
-                       [f"--data.seq_len={T}", f"--data.n_train={n}", "--data.n_test=500",
-                        "--model.hidden_size=64"] + _epochs(tour, 8))  # fmt: skip
+        overrides = [f"--data.seq_len={T}", f"--data.n_train={n}", "--data.n_test=500",
+                     "--model.hidden_size=64", "--train.lr=3e-3"]  # fmt: skip
+        r = tour.train("memory", f"adding-{kind}", f"adding-{kind}", overrides + _epochs(tour, 8))
         lines.append(f"{label:<10} test MSE {r['test_loss']:.4f}")
         _, model = load_run(r["run"])
         curves[label] = gradient_norms_through_time(model, x, y, F.mse_loss)
