@@ -34,24 +34,77 @@ class MinibatchDiscrimination(nn.Module):
     :math:`o(x_i)_b = \sum_{j \ne i} c_b(x_i, x_j)` (self excluded, so each value lies in
     ``[0, B-1]``; ``B-1`` when all samples are identical). Returns ``[f, o(f)]`` of shape
     ``(B, in_features + n_kernels)``, letting D see how alike the samples of a batch are.
+
+    The pairwise distances come from ``torch.cdist(p=1)`` per kernel, a ``(K, B, B)`` tensor;
+    no ``(B, B, K, D)`` difference tensor is built.
+
+    **Data-dependent scale** (``data_init=True``, the default). With T drawn at std 0.1, the
+    L1 distances between the rows of ``M`` grow with the size of D's features; on an
+    un-normalised D they are so large that every :math:`c_b \approx 0`, ``o`` is constant and G
+    gets no gradient through it. Salimans et al.'s public code therefore rescales the kernel
+    on a first batch so that the distances start at order 1. Here the first forward pass in
+    training mode (with ``B >= 2``) measures, for each kernel ``b``, the mean nearest-neighbour
+    distance
+
+    .. math:: \bar d_b = \frac{1}{B} \sum_i \min_{j \ne i} \|M_{i,b} - M_{j,b}\|_{L_1}
+
+    and multiplies T's ``kernel_dim`` columns of kernel ``b`` by :math:`s_b = 1 / \bar d_b`.
+    Distances are linear in T, so after this each kernel's mean nearest-neighbour distance on
+    that batch is exactly 1. The factors are kept in the buffer ``init_scale`` (K,), and the
+    buffer ``initialised`` records that it was done; both are in ``state_dict``, so a loaded
+    checkpoint is not rescaled again. A state dict saved before these buffers existed loads as
+    already initialised (its T is a trained kernel).
     """
 
-    def __init__(self, in_features: int, n_kernels: int, kernel_dim: int) -> None:
+    def __init__(
+        self, in_features: int, n_kernels: int, kernel_dim: int, data_init: bool = True
+    ) -> None:
         super().__init__()
         self.in_features, self.n_kernels, self.kernel_dim = in_features, n_kernels, kernel_dim
         self.T = nn.Parameter(torch.randn(in_features, n_kernels * kernel_dim) * 0.1)
+        self.register_buffer("init_scale", torch.ones(n_kernels))
+        self.register_buffer("initialised", torch.tensor(not data_init))
+        self._initialised = not data_init  # Python mirror: no device sync on every forward
 
     @property
     def out_features(self) -> int:
         return self.in_features + self.n_kernels
 
+    def _l1(self, m: Tensor) -> Tensor:
+        """(B, K, D) -> pairwise L1 distances per kernel, (K, B, B)."""
+        mk = m.transpose(0, 1).contiguous()  # (K, B, D)
+        return torch.cdist(mk, mk, p=1.0)
+
+    @torch.no_grad()
+    def _data_init(self, f: Tensor) -> None:
+        b = f.shape[0]
+        m = (f.float() @ self.T.float()).reshape(b, self.n_kernels, self.kernel_dim)
+        l1 = self._l1(m)  # (K, B, B)
+        l1 = l1 + torch.diag(l1.new_full((b,), math.inf))  # exclude j = i
+        nn_mean = l1.min(dim=2).values.mean(dim=1)  # (K,) mean nearest-neighbour distance
+        scale = 1.0 / nn_mean.clamp_min(1e-12)
+        self.T.mul_(scale.repeat_interleave(self.kernel_dim).to(self.T.dtype))
+        self.init_scale.copy_(scale)
+        self.initialised.fill_(True)
+        self._initialised = True
+
     def forward(self, f: Tensor) -> Tensor:
         if f.dim() != 2 or f.shape[1] != self.in_features:
             raise ValueError(f"`f` must be (B, {self.in_features}); got {tuple(f.shape)}")
+        if self.training and not self._initialised and f.shape[0] >= 2:
+            self._data_init(f.detach())
         m = (f @ self.T).reshape(-1, self.n_kernels, self.kernel_dim)  # (B, K, D)
-        l1 = (m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(-1)  # (B, B, K)
-        o = torch.exp(-l1).sum(1) - 1.0  # (B, K), minus the self term exp(0)
+        c = torch.exp(-self._l1(m))  # (K, B, B)
+        o = c.sum(2).transpose(0, 1) - 1.0  # (B, K), minus the self term exp(0)
         return torch.cat([f, o], dim=1)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, *args) -> None:
+        for name, fill in (("init_scale", torch.ones(self.n_kernels)), ("initialised", None)):
+            if prefix + name not in state_dict and prefix + "T" in state_dict:
+                # saved before the data-dependent scale existed: T is already trained
+                state_dict[prefix + name] = torch.tensor(True) if fill is None else fill
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, *args)
+        self._initialised = bool(self.initialised)
 
 
 class _Conditioning(nn.Module):
