@@ -171,16 +171,17 @@ def test_pgd_training_uses_only_adversarial_examples():
     assert "accuracy" not in out  # no clean half
 
 
-def test_adversarial_training_resumes_bit_identically(tmp_path):
+@pytest.mark.parametrize("kind, warmup", [("cnn", 0.0), ("cnn-small", 2.0)])
+def test_adversarial_training_resumes_bit_identically(tmp_path, kind, warmup):
     from rnnlab.training.checkpoint import load_checkpoint
     from rnnlab.training.config import load_preset
     from rnnlab.training.experiment import train
 
     def cfg(name):
-        flags = ["--kind=cnn", "--data.limit=96", "--batch_size=16", "--hidden_size=8",
+        flags = [f"--kind={kind}", "--data.limit=96", "--batch_size=16", "--hidden_size=8",
                  "--epochs=3", "--max_steps=2", "--deterministic=true", "--device=cpu",
                  "--adversarial=fast", "--adv_eps=0.2", f"--run.out_dir={tmp_path}",
-                 f"--run.name={name}", "--schedule=none"]  # fmt: skip
+                 f"--run.name={name}", "--schedule=none", f"--adv_eps_warmup={warmup}"]  # fmt: skip
         return apply_overrides(load_preset("digits-lstm"), flags)
 
     train(cfg("whole"), log=str, progress=False)
@@ -196,3 +197,31 @@ def test_adversarial_training_resumes_bit_identically(tmp_path):
     split = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")
     for key, value in whole["model"].items():
         assert torch.equal(value, split["model"][key]), key
+
+
+def test_eps_warmup_ramps_linearly_per_update_and_follows_the_epoch():
+    from rnnlab.training.adversarial import WarmupAdversarialStep
+
+    model = CNNClassifier((8, 8), 10, channels=(4, 4), hidden_size=8)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    step = WarmupAdversarialStep(2, method="fast", eps=0.3)
+    step.set_epoch(0, 3)
+    seen = [step(model, _batch(), opt)["adv_eps"] for _ in range(3)]
+    step.set_epoch(1, 3)
+    seen += [step(model, _batch(), opt)["adv_eps"] for _ in range(4)]
+    assert seen == pytest.approx([0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.3])
+    step.set_epoch(1, 3)  # a resumed run restarts the ramp where epoch 1 begins
+    assert step.current_eps() == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        WarmupAdversarialStep(0, method="fast", eps=0.3)
+
+
+def test_small_cnn_is_the_mnist_network_of_wong_et_al():
+    from rnnlab.models.classifiers import SmallCNN
+
+    model = SmallCNN((28, 28), 10)
+    # conv 1->16 (4x4) + conv 16->32 (4x4) + 1568->100 + 100->10
+    assert sum(p.numel() for p in model.parameters()) == 272 + 8224 + 156900 + 1010
+    assert model(torch.rand(3, 28, 28)).shape == (3, 10)
+    with pytest.raises(ValueError, match="image_size"):
+        SmallCNN((10, 10))

@@ -7,6 +7,11 @@
 - ``fast``: Wong, Rice & Kolter 2020, "Fast is better than free": FGSM from a uniform random
   start with step 1.25 eps, projected back to the eps-ball; only adversarial examples.
 
+``eps_warmup`` epochs ramp eps linearly from 0 to its value, one increment per update
+(:class:`WarmupAdversarialStep`): Gowal et al. 2018 (IBP) and Wong et al. 2020 ramp eps this
+way; at eps = 0.3 on MNIST it keeps the first epochs from being spent on an attack too strong
+for an untrained model.
+
 The examples come from :mod:`rnnlab.attacks` (model in eval mode, its parameters untouched,
 modes restored); the loss is then taken in training mode. Random starts draw from torch's
 global generator, which checkpoints hold, so a resumed run stays exact.
@@ -24,7 +29,13 @@ from rnnlab import attacks
 
 from .steps import _penalized, _unpack, update
 
-__all__ = ["METHODS", "adversarial_examples", "adversarial_step", "default_mix"]
+__all__ = [
+    "METHODS",
+    "WarmupAdversarialStep",
+    "adversarial_examples",
+    "adversarial_step",
+    "default_mix",
+]
 
 METHODS = ("fgsm", "pgd", "fast")
 
@@ -94,3 +105,33 @@ def adversarial_step(
     if logits_clean is not None:
         out["accuracy"] = (logits_clean.detach().argmax(-1) == y).float().mean().item()
     return out
+
+
+class WarmupAdversarialStep:
+    """:func:`adversarial_step` with eps ramped over the first ``warmup_epochs`` epochs.
+
+    At update u (counted from the run's start), ``eps_u = eps * min(1, u / (warmup_epochs * S))``
+    with S updates per epoch; ``alpha=None`` follows the current eps. The loop calls
+    :meth:`set_epoch` before each epoch (as ``DistributedSampler.set_epoch``), so a resumed run
+    continues the same ramp. The metrics add ``adv_eps``, the last eps used.
+    """
+
+    def __init__(self, warmup_epochs: float, **step_kwargs) -> None:
+        if isinstance(warmup_epochs, bool) or not warmup_epochs > 0:
+            raise ValueError(f"`warmup_epochs` must be > 0, got {warmup_epochs!r}")
+        self.warmup_epochs, self.kwargs = float(warmup_epochs), step_kwargs
+        self.eps = float(step_kwargs["eps"])
+        self._update, self._per_epoch = 0, 1
+
+    def set_epoch(self, epoch: int, steps_per_epoch: int) -> None:
+        self._per_epoch = max(1, int(steps_per_epoch))
+        self._update = epoch * self._per_epoch
+
+    def current_eps(self) -> float:
+        return self.eps * min(1.0, (self._update + 1) / (self.warmup_epochs * self._per_epoch))
+
+    def __call__(self, model: nn.Module, batch, optimizer: torch.optim.Optimizer) -> dict:
+        eps = self.current_eps()
+        out = adversarial_step(model, batch, optimizer, **{**self.kwargs, "eps": eps})
+        self._update += 1
+        return {**out, "adv_eps": eps}

@@ -131,6 +131,7 @@ class TrainConfig:
     adv_alpha: float | None = None  # step; None = 2.5 eps / steps (pgd), 1.25 eps (fast)
     adv_steps: int = 10  # pgd
     adv_mix: float | None = None  # weight of the clean loss; None = 0.5 (fgsm), 0 (pgd, fast)
+    adv_eps_warmup: float = 0.0  # epochs over which eps ramps linearly from 0 (0 = off)
     # generative families
     beta: float = 1.0  # vae: weight of the KL term (Higgins et al. 2017)
     iw_k: int = 0  # vae: importance samples of the test NLL after training (0 = off)

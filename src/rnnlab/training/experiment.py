@@ -29,11 +29,12 @@ from rnnlab.models.classifiers import (
     MLPClassifier,
     SequenceClassifier,
     SequenceRegressor,
+    SmallCNN,
 )
 from rnnlab.utils import count_parameters, seed_everything
 
 from . import cuda_graph, distributed, families, steps
-from .adversarial import adversarial_step
+from .adversarial import WarmupAdversarialStep, adversarial_step
 from .checkpoint import RunDir, export_safetensors, load_checkpoint
 from .config import Config, ConfigError, config_from_dict, config_to_dict
 from .loop import Batches, FitState, TrainingStopped, evaluate, fit, resume
@@ -47,7 +48,7 @@ __all__ = [
     "load_run", "train",
 ]  # fmt: skip
 
-CLASSIFY_KINDS = ("simple_rnn", "lstm", "gru", "bilstm", "cnn", "mlp")
+CLASSIFY_KINDS = ("simple_rnn", "lstm", "gru", "bilstm", "cnn", "cnn-small", "mlp")
 ADDING_SEEDS = {"train": 1, "test": 2}  # fixed: every adding-problem run sees the same data
 
 
@@ -67,7 +68,7 @@ class Data:
 def _model_input(cfg: Config, images: Tensor) -> Tensor:
     if cfg.model.family in families.FAMILIES:
         return families.model_input(cfg, images)
-    if cfg.model.kind in ("cnn", "mlp"):
+    if cfg.model.kind in ("cnn", "cnn-small", "mlp"):
         return images
     return images_to_sequences(images, cfg.data.view, cfg.data.permute_seed)
 
@@ -126,13 +127,15 @@ def build_model(cfg: Config, example: Tensor, num_classes: int) -> nn.Module:
         "activation": m.activation, "implementation": m.implementation, "init": m.init,
     }  # fmt: skip
     if m.family in ("regress", "tbptt"):
-        if m.kind in ("cnn", "mlp"):
+        if m.kind in ("cnn", "cnn-small", "mlp"):
             raise DataError(f"`model.kind` {m.kind!r} cannot read the adding problem's sequences")
         return SequenceRegressor(m.kind, example.shape[-1], m.hidden_size, 1, **rnn_kwargs)
     if m.kind == "cnn":
         return CNNClassifier(
             tuple(example.shape), num_classes, hidden_size=m.hidden_size, dropout=m.head_dropout
         )
+    if m.kind == "cnn-small":
+        return SmallCNN(tuple(example.shape), num_classes, hidden_size=m.hidden_size)
     if m.kind == "mlp":
         hidden = (m.hidden_size,) * m.num_layers
         return MLPClassifier(tuple(example.shape), num_classes, hidden_sizes=hidden,
@@ -160,6 +163,8 @@ def _steps_for(cfg: Config, amp=None, *, graph: bool = False, log=print):
     if t.adversarial != "none":  # precision stays fp32 here (check_config)
         adv = {"method": t.adversarial, "eps": t.adv_eps, "alpha": t.adv_alpha,
                "steps": t.adv_steps, "mix": t.adv_mix}  # fmt: skip
+        if t.adv_eps_warmup > 0:
+            return WarmupAdversarialStep(t.adv_eps_warmup, **adv, **kw), steps.classify_eval
         return functools.partial(adversarial_step, **adv, **kw), steps.classify_eval
     kw["amp"] = amp
     if graph and family in cuda_graph.GRAPH_FAMILIES:

@@ -9,7 +9,8 @@ every global batch and evaluation sums are all-reduced.
 
 A train step may defer its metrics (the CUDA-graph step of :mod:`.cuda_graph` sums them on
 the device and reads them once per epoch): it returns ``{}`` per batch and offers
-``start_epoch()`` and ``epoch_sums() -> (sums, seen)``; ``epoch_sums`` may raise
+``start_epoch()`` and ``epoch_sums() -> (sums, seen)``; a step with a schedule of its own
+offers ``set_epoch(epoch, steps_per_epoch)``, called before each epoch. ``epoch_sums`` may raise
 :class:`NonFiniteError`, which stops training like a per-step one (the last checkpoint, the
 previous epoch's, stays good). A loss scaler (fp16, :mod:`.precision`) goes into every
 checkpoint as ``"scaler"``.
@@ -206,6 +207,8 @@ def fit(
         )  # fmt: skip
         if hasattr(train_step, "start_epoch"):
             train_step.start_epoch()
+        if hasattr(train_step, "set_epoch"):  # steps with a schedule of their own
+            train_step.set_epoch(state.epoch, total)
         for i, batch in enumerate(train_data):
             if max_steps and i >= max_steps:
                 break
