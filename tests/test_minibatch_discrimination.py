@@ -51,7 +51,7 @@ def _with_t(mbd: MinibatchDiscrimination, x: torch.Tensor, t: torch.Tensor) -> t
 
 def test_first_training_forward_scales_the_mean_nearest_neighbour_distance_to_one():
     torch.manual_seed(0)
-    mbd = MinibatchDiscrimination(32, 6, 5)
+    mbd = MinibatchDiscrimination(32, 6, 5, data_init=True)
     f = torch.randn(64, 32) * 30  # large, un-normalised features: exp(-L1) ~ 0 before
     assert (_nn_mean(mbd, f) > 20).all()
     assert not bool(mbd.initialised)
@@ -67,11 +67,11 @@ def test_first_training_forward_scales_the_mean_nearest_neighbour_distance_to_on
 def test_no_rescale_in_eval_mode_or_with_data_init_off():
     torch.manual_seed(0)
     f = torch.randn(8, 4) * 10
-    mbd = MinibatchDiscrimination(4, 2, 3).eval()
+    mbd = MinibatchDiscrimination(4, 2, 3, data_init=True).eval()
     t = mbd.T.detach().clone()
     mbd(f)
     assert torch.equal(mbd.T, t) and not bool(mbd.initialised)
-    off = MinibatchDiscrimination(4, 2, 3, data_init=False)
+    off = MinibatchDiscrimination(4, 2, 3)  # the default: off
     t = off.T.detach().clone()
     off(f)
     assert torch.equal(off.T, t)
@@ -79,7 +79,7 @@ def test_no_rescale_in_eval_mode_or_with_data_init_off():
 
 def test_the_scale_is_saved_and_a_reloaded_layer_does_not_rescale():
     torch.manual_seed(0)
-    d = MLPDiscriminator((1, 4, 4), hidden=(8,), minibatch=(3, 2))
+    d = MLPDiscriminator((1, 4, 4), hidden=(8,), minibatch=(3, 2, True))
     x = torch.randn(10, 1, 4, 4) * 5
     d(x)
     state = d.state_dict()
@@ -91,7 +91,7 @@ def test_the_scale_is_saved_and_a_reloaded_layer_does_not_rescale():
     torch.save(state, buf)
     buf.seek(0)
     torch.manual_seed(1)
-    e = MLPDiscriminator((1, 4, 4), hidden=(8,), minibatch=(3, 2))
+    e = MLPDiscriminator((1, 4, 4), hidden=(8,), minibatch=(3, 2, True))
     e.load_state_dict(torch.load(buf))
     e(x * 3)  # training mode, first forward: must not rescale again
     for k, v in d.state_dict().items():
@@ -101,7 +101,7 @@ def test_the_scale_is_saved_and_a_reloaded_layer_does_not_rescale():
 
 def test_a_state_dict_from_before_the_scale_loads_as_initialised():
     old = {"T": torch.randn(4, 6)}
-    mbd = MinibatchDiscrimination(4, 3, 2)
+    mbd = MinibatchDiscrimination(4, 3, 2, data_init=True)
     mbd.load_state_dict(old)
     assert bool(mbd.initialised) and torch.equal(mbd.init_scale, torch.ones(3))
     mbd(torch.randn(5, 4))
@@ -110,7 +110,7 @@ def test_a_state_dict_from_before_the_scale_loads_as_initialised():
 
 @pytest.mark.parametrize("b", [1, 2])
 def test_tiny_batches(b):
-    mbd = MinibatchDiscrimination(4, 2, 3)
+    mbd = MinibatchDiscrimination(4, 2, 3, data_init=True)
     out = mbd(torch.randn(b, 4))
     assert out.shape == (b, 6) and torch.isfinite(out).all()
     assert bool(mbd.initialised) == (b >= 2)

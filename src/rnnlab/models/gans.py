@@ -38,13 +38,10 @@ class MinibatchDiscrimination(nn.Module):
     The pairwise distances come from ``torch.cdist(p=1)`` per kernel, a ``(K, B, B)`` tensor;
     no ``(B, B, K, D)`` difference tensor is built.
 
-    **Data-dependent scale** (``data_init=True``, the default). With T drawn at std 0.1, the
-    L1 distances between the rows of ``M`` grow with the size of D's features; on an
-    un-normalised D they are so large that every :math:`c_b \approx 0`, ``o`` is constant and G
-    gets no gradient through it. Salimans et al.'s public code therefore rescales the kernel
-    on a first batch so that the distances start at order 1. Here the first forward pass in
-    training mode (with ``B >= 2``) measures, for each kernel ``b``, the mean nearest-neighbour
-    distance
+    **Data-dependent scale** (``data_init=True``; off by default). Salimans et al.'s public
+    code rescales the kernel on a first batch so that the distances start at order 1. Here the
+    first forward pass in training mode (with ``B >= 2``) measures, for each kernel ``b``, the
+    mean nearest-neighbour distance
 
     .. math:: \bar d_b = \frac{1}{B} \sum_i \min_{j \ne i} \|M_{i,b} - M_{j,b}\|_{L_1}
 
@@ -54,10 +51,15 @@ class MinibatchDiscrimination(nn.Module):
     buffer ``initialised`` records that it was done; both are in ``state_dict``, so a loaded
     checkpoint is not rescaled again. A state dict saved before these buffers existed loads as
     already initialised (its T is a trained kernel).
+
+    It is off by default because on the MLP GANs of docs/results/generative.md it did not
+    help: with T at std 0.1 the nearest-neighbour distances there are already 0.1-0.4 (so
+    :math:`c_b` is far from 0), the scale multiplies them by about 3, and in 4 of 4 paired
+    runs G took longer to leave the noise phase. Off, the layer computes what it always did.
     """
 
     def __init__(
-        self, in_features: int, n_kernels: int, kernel_dim: int, data_init: bool = True
+        self, in_features: int, n_kernels: int, kernel_dim: int, data_init: bool = False
     ) -> None:
         super().__init__()
         self.in_features, self.n_kernels, self.kernel_dim = in_features, n_kernels, kernel_dim
@@ -161,7 +163,8 @@ class MLPGenerator(_Conditioning):
 class MLPDiscriminator(_Conditioning):
     """Listing 5.5's discriminator: Flatten -> [Linear -> LeakyReLU(0.01)]* -> Linear -> logit.
 
-    ``minibatch=(n_kernels, kernel_dim)`` inserts ``MinibatchDiscrimination`` before the head.
+    ``minibatch=(n_kernels, kernel_dim)`` inserts ``MinibatchDiscrimination`` before the head;
+    ``(n_kernels, kernel_dim, True)`` also turns on its data-dependent kernel scale.
     """
 
     def __init__(
@@ -171,7 +174,7 @@ class MLPDiscriminator(_Conditioning):
         negative_slope: float = 0.01,
         n_classes: int = 0,
         embed_dim: int = 10,
-        minibatch: tuple[int, int] | None = None,
+        minibatch: tuple[int, int] | tuple[int, int, bool] | None = None,
     ) -> None:
         super().__init__()
         self.image_shape = tuple(image_shape)
@@ -259,7 +262,8 @@ class DCGANDiscriminator(_Conditioning):
     LeakyReLU(0.2), BatchNorm on all but the first, no pooling; then flatten -> logit.
 
     ``features(x)`` is the last conv block's output, flattened (for VAE-GAN, Dis_l of
-    Larsen et al. 2016). ``minibatch=(n_kernels, kernel_dim)`` adds minibatch discrimination.
+    Larsen et al. 2016). ``minibatch=(n_kernels, kernel_dim)`` adds minibatch discrimination
+    (``(n_kernels, kernel_dim, True)``: with its data-dependent kernel scale).
     """
 
     def __init__(
@@ -270,7 +274,7 @@ class DCGANDiscriminator(_Conditioning):
         n_layers: int = 2,
         n_classes: int = 0,
         embed_dim: int = 10,
-        minibatch: tuple[int, int] | None = None,
+        minibatch: tuple[int, int] | tuple[int, int, bool] | None = None,
     ) -> None:
         super().__init__()
         self.image_shape = (channels, image_size, image_size)
