@@ -2,6 +2,7 @@
 wired into the classify step; adversarial training steps."""
 
 import functools
+import math
 
 import pytest
 import torch
@@ -225,3 +226,29 @@ def test_small_cnn_is_the_mnist_network_of_wong_et_al():
     assert model(torch.rand(3, 28, 28)).shape == (3, 10)
     with pytest.raises(ValueError, match="image_size"):
         SmallCNN((10, 10))
+
+
+def test_chrono_init_spreads_forget_biases_and_mirrors_the_input_gate():
+    from rnnlab.layers import LSTM, LSTMCell, chrono_init_
+    from rnnlab.training.config import load_preset
+    from rnnlab.training.experiment import build_model
+
+    layer = LSTM(3, 500)
+    assert chrono_init_(layer, 100, torch.Generator().manual_seed(0)) == 1
+    b, H = layer.cell.bias.detach(), 500
+    b_f, b_i = b[H : 2 * H], b[:H]
+    assert torch.equal(b_i, -b_f)
+    assert b_f.min() >= 0 and b_f.max() <= math.log(99) + 1e-6
+    # log U(1, 99): the median unit forgets after about 50 steps, not Keras's 4
+    assert abs(float(b_f.exp().median()) - 50) < 8
+    with pytest.raises(ValueError, match="t_max"):
+        chrono_init_(layer, 2)
+    with pytest.raises(ValueError, match="LSTM cells"):
+        chrono_init_(torch.nn.Linear(2, 2), 100)
+    cfg = apply_overrides(load_preset("adding-lstm"), ["--model.chrono_tmax=200"])
+    model = build_model(cfg, torch.zeros(200, 2), 1)
+    (cell,) = [m for m in model.modules() if isinstance(m, LSTMCell)]
+    assert float(cell.bias.detach()[128:256].max()) > 1.0  # Keras's init would leave exactly 1.0
+    with pytest.raises(ConfigError, match="chrono_tmax"):
+        build_model(apply_overrides(load_preset("adding-gru"), ["--model.chrono_tmax=200"]),
+                    torch.zeros(200, 2), 1)  # fmt: skip

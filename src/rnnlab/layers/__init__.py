@@ -3,6 +3,7 @@
 from .bidirectional import Bidirectional
 from .cells import ACTIVATIONS, GRUCell, LSTMCell, LSTMState, SimpleRNNCell, get_activation
 from .core import Activation, Dense, Sequential
+from .init import chrono_init_
 from .masking import detach_state, last_valid, lengths_to_mask, reverse_padded, select_state
 from .recurrent import GRU, LSTM, RNN, SimpleRNN
 from .stacked import Stacked, stacked
@@ -23,6 +24,7 @@ __all__ = [
     "SimpleRNN",
     "SimpleRNNCell",
     "Stacked",
+    "chrono_init_",
     "detach_state",
     "get_activation",
     "last_valid",

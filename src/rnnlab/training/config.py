@@ -76,6 +76,7 @@ class ModelConfig:
     activation: str = "tanh"  # SimpleRNN / candidate activation
     implementation: str = "auto"  # auto (fused kernels when possible) | fused | explicit
     init: str = "keras"  # keras: Glorot/orthogonal/forget bias 1; torch: U(+-1/sqrt(H))
+    chrono_tmax: int = 0  # LSTM: chrono gate biases (Tallec & Ollivier 2018) up to T_max; 0 = off
     # generative families (autoencode / vae / gan / vaegan)
     latent_dim: int = 16  # AE code size, VAE latent, GAN noise z
     base_channels: int = 32  # conv AE (c, 2c), ConvVAE, DCGAN and VAE-GAN widths

@@ -55,7 +55,7 @@ _POSITIVE = {
 _NON_NEGATIVE = {
     "train.weight_decay", "train.kernel_l1", "train.kernel_l2", "train.recurrent_l1",
     "train.recurrent_l2", "train.bias_l1", "train.bias_l2", "train.adv_eps", "train.iw_k",
-    "train.adv_eps_warmup",
+    "train.adv_eps_warmup", "model.chrono_tmax",
     "model.noise_level", "model.contraction", "model.sparsity_weight", "train.beta",
     "model.minibatch_kernels", "train.vaegan_gamma", "train.patience", "train.max_steps",
     "train.pretrain_epochs",

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnlab.data import DATASETS, adding_problem, images_to_sequences, load, synthetic_images
+from rnnlab.layers import chrono_init_
 from rnnlab.models.classifiers import (
     CNNClassifier,
     MLPClassifier,
@@ -112,7 +113,18 @@ def build_data(cfg: Config, *, dry_run: bool = False) -> Data:
 
 
 def build_model(cfg: Config, example: Tensor, num_classes: int) -> nn.Module:
-    """The model ``cfg.model`` describes, sized from one example input (no batch dim)."""
+    """The model ``cfg.model`` describes, sized from one example input (no batch dim);
+    ``model.chrono_tmax`` > 0 then chrono-initialises its LSTM gate biases."""
+    model = _build_model(cfg, example, num_classes)
+    if cfg.model.chrono_tmax:
+        try:
+            chrono_init_(model, cfg.model.chrono_tmax)
+        except ValueError as e:
+            raise ConfigError(f"`model.chrono_tmax`: {e}") from None
+    return model
+
+
+def _build_model(cfg: Config, example: Tensor, num_classes: int) -> nn.Module:
     m = cfg.model
     if m.family in families.FAMILIES:
         return families.build_model(cfg, example, num_classes)
