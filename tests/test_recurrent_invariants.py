@@ -13,6 +13,7 @@ from rnnlab.layers import (
     LSTMState,
     SimpleRNN,
     SimpleRNNCell,
+    last_valid,
     stacked,
 )
 
@@ -56,10 +57,12 @@ def test_padded_equals_unpadded(cls, kwargs, go_backwards, implementation):
         sb = state_b if isinstance(state_b, torch.Tensor) else state_b.h
         s = state if isinstance(state, torch.Tensor) else state.h
         torch.testing.assert_close(s[b], sb[0], atol=1e-12, rtol=0)
-    # last output (return_sequences=False) is each sequence's last valid step
-    last = same_weights(layer, go_backwards=go_backwards)(x, lengths)
+    # last output (return_sequences=False) is each sequence's last valid step; the layer
+    # returns the final state's h, so this pins that the two agree on every path
+    last = same_weights(layer, go_backwards=go_backwards, implementation=implementation)(x, lengths)
     s = state if isinstance(state, torch.Tensor) else state.h
     torch.testing.assert_close(last, s, atol=1e-12, rtol=0)
+    torch.testing.assert_close(last, last_valid(out, lengths), atol=1e-12, rtol=0)
 
 
 @pytest.mark.parametrize(("cls", "kwargs"), LAYERS, ids=IDS)
