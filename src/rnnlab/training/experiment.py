@@ -49,7 +49,8 @@ __all__ = [
     "load_run", "train",
 ]  # fmt: skip
 
-CLASSIFY_KINDS = ("simple_rnn", "lstm", "gru", "bilstm", "cnn", "cnn-small", "mlp")
+IMAGE_KINDS = ("cnn", "cnn-small", "mlp")  # read whole images, not row/pixel sequences
+CLASSIFY_KINDS = ("simple_rnn", "lstm", "gru", "bilstm", *IMAGE_KINDS)
 ADDING_SEEDS = {"train": 1, "test": 2}  # fixed: every adding-problem run sees the same data
 
 
@@ -69,7 +70,7 @@ class Data:
 def _model_input(cfg: Config, images: Tensor) -> Tensor:
     if cfg.model.family in families.FAMILIES:
         return families.model_input(cfg, images)
-    if cfg.model.kind in ("cnn", "cnn-small", "mlp"):
+    if cfg.model.kind in IMAGE_KINDS:
         return images
     return images_to_sequences(images, cfg.data.view, cfg.data.permute_seed)
 
@@ -139,7 +140,7 @@ def _build_model(cfg: Config, example: Tensor, num_classes: int) -> nn.Module:
         "activation": m.activation, "implementation": m.implementation, "init": m.init,
     }  # fmt: skip
     if m.family in ("regress", "tbptt"):
-        if m.kind in ("cnn", "cnn-small", "mlp"):
+        if m.kind in IMAGE_KINDS:
             raise DataError(f"`model.kind` {m.kind!r} cannot read the adding problem's sequences")
         return SequenceRegressor(m.kind, example.shape[-1], m.hidden_size, 1, **rnn_kwargs)
     if m.kind == "cnn":
