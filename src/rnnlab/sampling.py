@@ -62,8 +62,8 @@ def _sample(args) -> str:
     import torch
 
     from rnnlab.evaluation.generative_report import family_of, generate
-    from rnnlab.evaluation.images import save_image_grid
     from rnnlab.training.experiment import load_run
+    from rnnlab.utils import save_image_grid
 
     with torch.random.fork_rng(devices=[]):  # building the model draws initial weights
         cfg, model = load_run(args.run, args.checkpoint)

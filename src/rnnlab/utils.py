@@ -1,5 +1,13 @@
-"""Small helpers any module may import: seeding, device choice, parameter counts, and
-atomic file writes (figures, bytes)."""
+"""Small helpers any module may import: seeding, device choice, parameter counts, ONE atomic
+file writer (:func:`atomic_write`, with :func:`atomic_write_bytes` / :func:`atomic_write_text`
+on top), figure saving and image grids (:func:`tile_images`, :func:`save_image_grid`, a numpy
+take on torchvision's ``make_grid``/``save_image``).
+
+Every file rnnlab writes goes through :func:`atomic_write`: the data goes to a temporary file
+in the target's own folder, is flushed and ``fsync``-ed, then ``os.replace``-d onto the final
+name, so a reader (or a resume after ``kill -9``) sees the old file or the new one, never half
+of one; on any failure the temporary file is removed and the old file is left untouched.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +16,18 @@ import io
 import os
 import random
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+
+__all__ = [
+    "atomic_write", "atomic_write_bytes", "atomic_write_text", "count_parameters",
+    "pick_device", "save_figure", "save_image_grid", "seed_everything", "tile_images",
+]  # fmt: skip
 
 
 def seed_everything(seed: int) -> None:
@@ -36,23 +51,66 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and
-    ``os.replace``, so a reader never sees half a file. Parent folders are created; the file
-    gets the usual 0644 mode (mkstemp's 0600 would survive the rename)."""
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once: os.umask is process-wide, so not per write (threads)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str | None = "wb") -> Iterator[Any]:
+    """Write ``path`` atomically: temp file in the same folder, ``fsync``, ``os.replace``.
+
+    ``mode="wb"`` (or ``"w"``, text in UTF-8) yields an open file whose ``name`` is the temp
+    path (``torch.save``/``np.save`` take the file); ``mode=None`` yields the temp file's
+    :class:`~pathlib.Path` for writers that want a name (``safetensors.torch.save_file``),
+    which must write exactly that path. The file appears with the mode a plain ``open``
+    would give (mkstemp's 0600 would survive the rename); parent folders are created. If the
+    ``with`` body raises (``ENOSPC``, ``KeyboardInterrupt``, ...) the temp file is removed,
+    ``path`` is untouched and the exception propagates.
+
+        with atomic_write(run / "last.pt") as f:
+            torch.save(state, f)
+    """
+    if mode not in ("wb", "w", None):
+        raise ValueError(f"`mode` must be 'wb', 'w' or None, got {mode!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
+        os.close(fd)
+        if mode is None:
+            yield tmp
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        else:
+            kwargs = {"encoding": "utf-8", "newline": ""} if mode == "w" else {}
+            with open(tmp, mode, **kwargs) as f:  # f.name is the temp path
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
         raise
-    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through :func:`atomic_write`; returns ``Path(path)``."""
+    with atomic_write(path, "wb") as f:
+        f.write(data)
+    return Path(path)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_write`; returns ``Path(path)``."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def save_figure(fig, path: str | os.PathLike, *, dpi: int | None = None) -> Path:
@@ -64,3 +122,80 @@ def save_figure(fig, path: str | os.PathLike, *, dpi: int | None = None) -> Path
     FigureCanvasAgg(fig)
     fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def _as_numpy_images(images: torch.Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(images, torch.Tensor):
+        images = images.detach().to("cpu", torch.float32).numpy()
+    arr = np.asarray(images, dtype=np.float32)
+    if arr.ndim == 3:  # (N, H, W)
+        arr = arr[:, None]
+    if arr.ndim != 4 or arr.shape[1] not in (1, 3):
+        raise ValueError(
+            f"`images` must be (N, H, W), (N, 1, H, W) or (N, 3, H, W); got {arr.shape}"
+        )
+    if arr.shape[0] == 0:
+        raise ValueError("`images` must hold at least one image; got 0")
+    return arr
+
+
+def tile_images(
+    images: torch.Tensor | np.ndarray,
+    nrow: int = 8,
+    padding: int = 2,
+    value_range: tuple[float, float] | None = None,
+    pad_value: float = 1.0,
+) -> np.ndarray:
+    """Tile ``N`` images ``(N, H, W)``/``(N, C, H, W)`` into a grid ``nrow`` images wide,
+    scaled to [0, 1].
+
+    ``value_range=None`` guesses: data in [0, 1] is kept, data in [-1, 1] (tanh outputs) is
+    mapped from [-1, 1], anything else is min-max scaled. Returns ``(H', W')`` for one channel,
+    ``(H', W', 3)`` for three.
+    """
+    arr = _as_numpy_images(images)
+    if nrow < 1 or padding < 0:
+        raise ValueError(f"`nrow` must be >= 1 and `padding` >= 0; got {nrow}, {padding}")
+    if value_range is None:
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo >= 0.0 and hi <= 1.0:
+            value_range = (0.0, 1.0)
+        elif lo >= -1.0 and hi <= 1.0:
+            value_range = (-1.0, 1.0)
+        else:
+            value_range = (lo, hi if hi > lo else lo + 1.0)
+    lo, hi = value_range
+    arr = np.clip((arr - lo) / (hi - lo), 0.0, 1.0)
+    n, c, h, w = arr.shape
+    cols = min(nrow, n)
+    rows = -(-n // cols)
+    grid = np.full(
+        (c, rows * (h + padding) + padding, cols * (w + padding) + padding),
+        pad_value,
+        np.float32,
+    )
+    for i in range(n):
+        r, q = divmod(i, cols)
+        top, left = padding + r * (h + padding), padding + q * (w + padding)
+        grid[:, top : top + h, left : left + w] = arr[i]
+    return grid[0] if c == 1 else grid.transpose(1, 2, 0)
+
+
+def save_image_grid(
+    images: torch.Tensor | np.ndarray,
+    path: str | os.PathLike,
+    nrow: int = 8,
+    padding: int = 2,
+    value_range: tuple[float, float] | None = None,
+) -> str:
+    """Write ``tile_images(images, nrow, padding, value_range)`` as a greyscale (or RGB) PNG
+    via ``matplotlib.image.imsave`` (no PIL needed), atomically. Returns the path."""
+    from matplotlib.image import imsave
+
+    grid = tile_images(images, nrow=nrow, padding=padding, value_range=value_range)
+    buf = io.BytesIO()
+    if grid.ndim == 2:
+        imsave(buf, grid, cmap="gray", vmin=0.0, vmax=1.0, format="png")
+    else:
+        imsave(buf, grid, format="png")
+    return str(atomic_write_bytes(path, buf.getvalue()))

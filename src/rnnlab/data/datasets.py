@@ -16,7 +16,6 @@ import gzip
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.request
 import zlib
 from dataclasses import dataclass
@@ -25,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from rnnlab.utils import atomic_write
 
 from .idx import IDXError, read_idx, read_idx_header
 
@@ -323,21 +324,18 @@ def verify_file(path: str | os.PathLike, checksums: tuple[Checksum, ...]) -> boo
 
 def _fetch(url: str, folder: Path, filename: str, checks, timeout: float) -> None:
     """Fetch ``url`` into ``folder/filename`` via a temp file; raise on any failure."""
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{filename}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+    with atomic_write(folder / filename) as out:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             expected = resp.headers.get("Content-Length")
             got = 0
             while chunk := resp.read(1 << 16):
                 out.write(chunk)
                 got += len(chunk)
+        out.flush()
         if expected is not None and got != int(expected):
             raise DownloadError(f"{url}: truncated, got {got} of {expected} bytes")
-        if not verify_file(tmp, checks):
+        if not verify_file(out.name, checks):
             raise DownloadError(f"{url}: checksum mismatch (expected {checks[0].digest})")
-        os.replace(tmp, folder / filename)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def download(

@@ -11,11 +11,12 @@ from __future__ import annotations
 import gzip
 import math
 import os
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from rnnlab.utils import atomic_write
 
 __all__ = ["IDXError", "read_idx", "read_idx_header", "write_idx", "IDX_DTYPES"]
 
@@ -131,15 +132,9 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
         int(s).to_bytes(4, "big") for s in array.shape
     )
     payload = header + np.ascontiguousarray(array, dtype=IDX_DTYPES[code]).tobytes()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if path.name.endswith(".gz"):
-                with gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as g:
-                    g.write(payload)
-            else:
-                f.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        if path.name.endswith(".gz"):
+            with gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as g:
+                g.write(payload)
+        else:
+            f.write(payload)

@@ -27,6 +27,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from rnnlab.utils import atomic_write, atomic_write_text
+
 from .generative import (
     DomainClassifier,
     extract_features,
@@ -130,8 +132,16 @@ def domain_classifier(
     weights, meta_file = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
     model = DomainClassifier(n_classes, x.shape[1], x.shape[2])
     if weights.is_file() and meta_file.is_file():
-        model.load_state_dict(load_file(str(weights)))
-        return model.eval(), json.loads(meta_file.read_text())
+        try:
+            model.load_state_dict(load_file(str(weights)))
+            info = json.loads(meta_file.read_text())
+            if not isinstance(info, dict):
+                raise ValueError(f"expected a JSON object, got {type(info).__name__}")
+            return model.eval(), info
+        except Exception as e:  # truncated, tampered or stale cache: rebuild, saying so
+            reason = " ".join(str(e).split())[:200] or type(e).__name__
+            log(f"domain classifier {stem.name}: cached copy unreadable ({reason}); rebuilding")
+            model = DomainClassifier(n_classes, x.shape[1], x.shape[2])
     t0 = time.perf_counter()
     model = train_domain_classifier(x, y, epochs, n_classes=n_classes, seed=seed)
     seconds = time.perf_counter() - t0
@@ -144,11 +154,9 @@ def domain_classifier(
         "fid_train_test": fid(extract_features(model, x[:m]), extract_features(model, xt[:m])),
         "train_seconds": seconds,
     }  # fmt: skip
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = weights.with_suffix(f".{os.getpid()}.tmp")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    os.replace(tmp, weights)
-    meta_file.write_text(json.dumps(info, indent=1) + "\n")
+    with atomic_write(weights, mode=None) as tmp:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    atomic_write_text(meta_file, json.dumps(info, indent=1) + "\n")
     log(f"domain classifier {stem.name}: test accuracy {info['test_accuracy']:.4f}")
     return model, info
 
@@ -247,7 +255,7 @@ def evaluate_generator(
         out["iw_k"], out["nll_seconds"] = iw_k, time.perf_counter() - t1
     out["eval_seconds"] = time.perf_counter() - t0
     if run is not None:
-        (run / "generative_eval.json").write_text(json.dumps(_plain(out), indent=1) + "\n")
+        atomic_write_text(run / "generative_eval.json", json.dumps(_plain(out), indent=1) + "\n")
     return out
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rnnlab.training.config import apply_overrides, load_preset
+from rnnlab.utils import atomic_write_text
 
 
 @dataclass
@@ -57,6 +58,6 @@ class Tour:
         """A run folder for a part that trains nothing (e.g. the summary)."""
         path = self.folder(part) / name
         path.mkdir(parents=True, exist_ok=True)
-        (path / "config.json").write_text(json.dumps({"config": config, "argv": ["tour"]}))
+        atomic_write_text(path / "config.json", json.dumps({"config": config, "argv": ["tour"]}))
         self.runs.append(path)
         return path

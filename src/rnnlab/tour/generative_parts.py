@@ -12,11 +12,11 @@ import torch
 
 from rnnlab.data import load
 from rnnlab.evaluation.anomaly import one_class_auroc
-from rnnlab.evaluation.images import save_image_grid
 from rnnlab.evaluation.pca import pca, principal_angles
 from rnnlab.models.autoencoders import Autoencoder, LinearAutoencoder, train_autoencoder
 from rnnlab.models.vae import latent_map, manifold_grid
 from rnnlab.training.experiment import load_run, model_input
+from rnnlab.utils import atomic_write_text, save_image_grid
 
 from .common import Tour
 
@@ -72,7 +72,7 @@ def part_autoencoders(tour: Tour) -> list[str]:
                           "fit": "full-batch L-BFGS", "data": "digits train"})  # fmt: skip
     result = {"p": p, "max_principal_angle_deg": float(angles.max()),
               "angles_deg": angles.tolist()}  # fmt: skip
-    (run / "pca.json").write_text(json.dumps(result))
+    atomic_write_text(run / "pca.json", json.dumps(result))
     lines.append(
         f"linear AE (p={p}) vs PCA: largest principal angle {float(angles.max()):.2f} deg "
         "between the decoder's span and the top-8 principal subspace"
@@ -85,7 +85,7 @@ def part_autoencoders(tour: Tour) -> list[str]:
     flat = test.images.reshape(len(test), -1)
     auroc = one_class_auroc(ae, flat[test.labels == 0], flat[test.labels != 0])
     lines.append(f"anomaly detection (normal = digit 0): AUROC {auroc:.3f} on the test digits")
-    (r["run"] / "anomaly.json").write_text(json.dumps({"normal_class": 0, "auroc": auroc}))
+    atomic_write_text(r["run"] / "anomaly.json", json.dumps({"normal_class": 0, "auroc": auroc}))
     return lines
 
 

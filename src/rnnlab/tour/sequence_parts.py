@@ -21,6 +21,7 @@ from rnnlab.evaluation.gradients import (
 from rnnlab.evaluation.robustness import accuracy_vs_epsilon, panda_figure
 from rnnlab.layers import LSTM, Dense, Sequential, SimpleRNN, summary
 from rnnlab.training.experiment import load_run, model_input
+from rnnlab.utils import atomic_write_text
 
 from .common import Tour
 
@@ -32,7 +33,7 @@ def part_summary(tour: Tour) -> list[str]:
     model = Sequential(SimpleRNN(12, 512, dropout=0.2), Dense(512, 5, activation="softmax"))
     text = summary(model, (30, 12), print_fn=None)
     run = tour.manual_run("summary", "listing-5-1", {"listing": "5.1", "model": repr(model)})
-    (run / "summary.txt").write_text(text + "\n")
+    atomic_write_text(run / "summary.txt", text + "\n")
     return text.splitlines()
 
 
@@ -72,7 +73,7 @@ def part_classifiers(tour: Tour) -> list[str]:
 def _write(run, name: str, data) -> None:
     from pathlib import Path
 
-    Path(run, name).write_text(json.dumps(data))
+    atomic_write_text(Path(run, name), json.dumps(data))
 
 
 def part_dynamic_rnn(tour: Tour) -> list[str]:
@@ -97,7 +98,7 @@ def part_dynamic_rnn(tour: Tour) -> list[str]:
         f"{torch.equal(state.h, out_l[torch.arange(4), lengths - 1])}",
     ]
     run = tour.manual_run("dynamic_rnn", "listings-5-3-5-4", {"listings": "5.3, 5.4"})
-    (run / "summary.txt").write_text("\n".join(lines) + "\n")
+    atomic_write_text(run / "summary.txt", "\n".join(lines) + "\n")
     return lines
 
 

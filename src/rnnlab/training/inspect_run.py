@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnlab.utils import atomic_write_text
+
 from .checkpoint import RunDir
 from .config import Config, ConfigError
 from .experiment import build_data, load_run
@@ -37,9 +39,7 @@ def merge_json(path: Path, update: dict) -> dict:
         except (OSError, ValueError):
             data = {}
     data.update(update)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
     return data
 
 

@@ -54,7 +54,7 @@ class SampleWriter:
         return t.detach().float().cpu().reshape(len(t), 1, *self.image_shape)
 
     def _save(self, images: Tensor, name: str, epoch: int) -> str:
-        from rnnlab.evaluation.images import save_image_grid
+        from rnnlab.utils import save_image_grid
 
         path = Path(self.folder()) / "samples" / f"{name}-epoch{epoch:03d}.png"
         value_range = (-1.0, 1.0) if self.signed else (0.0, 1.0)

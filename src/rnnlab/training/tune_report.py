@@ -8,11 +8,11 @@ a preset (``best.toml``). Everything is read back from the study's storage, so a
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
+
+from rnnlab.utils import atomic_write_bytes, atomic_write_text, save_figure
 
 from .config import config_from_dict
 from .tune_space import config_to_toml
@@ -21,11 +21,10 @@ __all__ = ["best_trials_table", "importances", "plot_history", "write_reports"]
 
 
 def _atomic_write(path: Path, data: str | bytes) -> None:
-    mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, mode) as f:
-        f.write(data)
-    os.replace(tmp, path)
+    if isinstance(data, bytes):
+        atomic_write_bytes(path, data)
+    else:
+        atomic_write_text(path, data)
 
 
 def _cell(value: Any) -> str:
@@ -129,7 +128,7 @@ def plot_history(study, metric: str, path: Path) -> Path:
         ax.legend(loc="best", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
