@@ -231,8 +231,8 @@ def test_stacked_factory_shapes_and_dropout_only_in_training():
     [
         (lambda l: l(torch.randn(B, T, I + 1)), ValueError, r"input_size=4.*\(3, 6, 5\)"),
         (lambda l: l(torch.randn(B, I)), ValueError, r"\(batch, time, 4\)"),
-        (lambda l: l(torch.randn(B, T, I), torch.tensor([0, 1, 2])), ValueError, "lengths"),
-        (lambda l: l(torch.randn(B, T, I), torch.tensor([7, 1, 2])), ValueError, r"\[1, 6\]"),
+        (lambda l: l(torch.randn(B, T, I), torch.tensor([-1, 1, 2])), ValueError, "lengths"),
+        (lambda l: l(torch.randn(B, T, I), torch.tensor([7, 1, 2])), ValueError, r"\[0, 6\]"),
         (lambda l: l(torch.randn(B, T, I), torch.tensor([1, 2])), ValueError, r"\(3,\)"),
         (lambda l: l(torch.randn(B, T, I), torch.tensor([1.0, 2, 3])), TypeError, "integers"),
         (lambda l: l(torch.randn(B, T, I), None, torch.zeros(2, H)), TypeError, "LSTMState"),
@@ -281,3 +281,22 @@ def test_torch_init_option_draws_every_parameter_uniformly():
             assert p.abs().max() <= 0.25 and p.abs().min() < 0.25 and p.std() > 0.05
     with pytest.raises(ValueError, match="`init`"):
         LSTM(I, H, init="he")
+
+
+def test_stacked_dropout_between_layers_drops_and_rescales_what_the_next_layer_reads():
+    torch.manual_seed(0)
+    model = stacked("gru", I, H, 2, dropout=0.5, return_sequences=True)
+    inner, top = model.layers
+    seen = []
+    top.register_forward_pre_hook(lambda m, args, kwargs: seen.append(args[0]), with_kwargs=True)
+    x = torch.randn(64, T, I)
+    model.train()
+    model(x)
+    below = inner(x)
+    dropped = seen[-1]
+    zero = dropped == 0
+    assert abs(zero.float().mean().item() - 0.5) < 0.05
+    torch.testing.assert_close(dropped[~zero], 2 * below[~zero])
+    model.eval()
+    model(x)
+    torch.testing.assert_close(seen[-1], below)

@@ -1,7 +1,8 @@
 """Building blocks written from their equations: cells, the one time loop, wrappers."""
 
+from .activations import ACTIVATIONS, get_activation
 from .bidirectional import Bidirectional
-from .cells import ACTIVATIONS, GRUCell, LSTMCell, LSTMState, SimpleRNNCell, get_activation
+from .cells import GRUCell, LSTMCell, LSTMState, SimpleRNNCell
 from .core import Activation, Dense, Sequential
 from .init import chrono_init_
 from .masking import detach_state, last_valid, lengths_to_mask, reverse_padded, select_state

@@ -14,7 +14,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from .masking import check_lengths, last_valid, reverse_padded
+from .masking import check_lengths, check_mask, mask_spans, reverse_padded
 from .recurrent import RNN
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
@@ -25,7 +25,7 @@ class Bidirectional(nn.Module):
 
     ``layer`` is an :class:`RNN` (SimpleRNN, LSTM, GRU); its ``return_sequences`` /
     ``return_state`` flags apply to the pair. Called as ``bi(x, lengths=None,
-    initial_state=None)`` with ``initial_state = (forward_state, backward_state)``.
+    initial_state=None, *, mask=None)`` with ``initial_state = (forward_state, backward_state)``.
     Returns the merged output (``merge_mode=None``: the pair ``(forward, backward)``) and,
     with ``return_state``, ``(forward_state, backward_state)``. Without
     ``return_sequences`` the backward half of the output is its last processed step, i.e.
@@ -79,23 +79,32 @@ class Bidirectional(nn.Module):
             return (a + b) / 2
         return a, b
 
-    def _both(self, x: Tensor, lengths, initial_state):
+    def _both(self, x: Tensor, lengths, initial_state, mask):
         fwd_init, bwd_init = (None, None) if initial_state is None else initial_state
-        out_f, state_f = self.forward_layer.run(x, lengths, fwd_init)
-        out_b, state_b = self.backward_layer.run(x, lengths, bwd_init)
-        lengths = check_lengths(lengths, x.size(0), x.size(1), x.device)
-        return out_f, out_b, (state_f, state_b), lengths
+        f = self.forward_layer.unroll(x, lengths, fwd_init, mask=mask)
+        b = self.backward_layer.unroll(x, lengths, bwd_init, mask=mask)
+        return f, b, (f.final_state, b.final_state)
 
-    def run(self, x: Tensor, lengths: Tensor | None = None, initial_state=None):
+    def _backward_in_input_order(self, out_b: Tensor, x: Tensor, lengths, mask) -> Tensor:
+        """Flip the backward layer's outputs (processing order) back into input order."""
+        if self.backward_layer.go_backwards_layout == "keras":
+            return out_b.flip(1)
+        B, T = x.shape[:2]
+        if mask is not None:
+            return reverse_padded(out_b, mask_spans(check_mask(mask, B, T, x.device)))
+        return reverse_padded(out_b, check_lengths(lengths, B, T, x.device))
+
+    def run(self, x: Tensor, lengths: Tensor | None = None, initial_state=None, *, mask=None):
         """Merged outputs (B, T, ·) in input order and ``(forward_state, backward_state)``."""
-        out_f, out_b, states, lengths = self._both(x, lengths, initial_state)
-        # The backward layer processed the reversed prefix: flip its outputs back.
-        return self._merge(out_f, reverse_padded(out_b, lengths)), states
+        f, b, states = self._both(x, lengths, initial_state, mask)
+        return self._merge(
+            f.outputs, self._backward_in_input_order(b.outputs, x, lengths, mask)
+        ), states
 
-    def forward(self, x: Tensor, lengths: Tensor | None = None, initial_state=None):
-        out_f, out_b, states, lengths = self._both(x, lengths, initial_state)
+    def forward(self, x: Tensor, lengths: Tensor | None = None, initial_state=None, *, mask=None):
+        f, b, states = self._both(x, lengths, initial_state, mask)
         if self.return_sequences:
-            out = self._merge(out_f, reverse_padded(out_b, lengths))
-        else:
-            out = self._merge(last_valid(out_f, lengths), last_valid(out_b, lengths))
+            out = self._merge(f.outputs, self._backward_in_input_order(b.outputs, x, lengths, mask))
+        else:  # each direction's last processed output: the backward one is at position 0
+            out = self._merge(f.last, b.last)
         return (out, states) if self.return_state else out

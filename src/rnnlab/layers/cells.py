@@ -20,42 +20,21 @@ weights copy across from ``torch.nn``; the bias follows the chapter and Keras: O
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .activations import ACTIVATIONS, get_activation, hard_sigmoid
 
-def hard_sigmoid(x: Tensor) -> Tensor:
-    """Keras 3's ``hard_sigmoid``: ``relu6(x + 3) / 6``, i.e. ``clip(x / 6 + 1/2, 0, 1)``.
-
-    (Keras 2 used the slope 0.2; Keras 3, our parity reference, uses 1/6.)
-    """
-    return F.relu6(x + 3.0) / 6.0
+__all__ = [
+    "ACTIVATIONS", "GRUCell", "LSTMCell", "LSTMState", "SimpleRNNCell", "get_activation",
+    "hard_sigmoid",
+]  # fmt: skip
 
 
 INITS = ("keras", "torch")
-
-ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
-    "tanh": torch.tanh,
-    "sigmoid": torch.sigmoid,
-    "hard_sigmoid": hard_sigmoid,
-    "softsign": F.softsign,
-    "relu": torch.relu,
-    "linear": lambda x: x,
-}
-
-
-def get_activation(name: str, argument: str = "activation") -> Callable[[Tensor], Tensor]:
-    """Look an activation up by its Keras name; unknown names raise naming the argument."""
-    if name not in ACTIVATIONS:
-        raise ValueError(
-            f"Received an invalid value for argument `{argument}`: expected one of "
-            f"{sorted(ACTIVATIONS)}, got {name!r}."
-        )
-    return ACTIVATIONS[name]
 
 
 class LSTMState(NamedTuple):
@@ -125,9 +104,40 @@ class _Cell(nn.Module):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
-    def project_inputs(self, x: Tensor) -> Tensor:
-        """Input half of the equations, ``W_ih x + b``: (..., I) -> (..., G*H)."""
-        return F.linear(x, self.weight_ih, self.bias)
+    def input_bias(self) -> Tensor | None:
+        return self.bias
+
+    def project_inputs(self, x: Tensor, dropout_mask: Tensor | None = None) -> Tensor:
+        """Input half of the equations, ``W_ih (m ⊙ x) + b``: (B, [T,] I) -> (B, [T,] G*H).
+
+        ``dropout_mask`` (optional): (B, I), one mask for every gate, or (G, B, I), one per
+        gate (Keras's ``implementation=1``: gate ``g`` reads ``m_g ⊙ x``).
+        """
+        w, b = self.weight_ih, self.input_bias()
+        if dropout_mask is None:
+            return F.linear(x, w, b)
+        m = dropout_mask.unsqueeze(-2) if x.dim() == 3 else dropout_mask  # over time
+        if dropout_mask.dim() == 2:
+            return F.linear(x * m, w, b)
+        G = dropout_mask.size(0)  # x_g = m_g ⊙ x, then gate g's rows of W_ih
+        xg = x.unsqueeze(0) * m  # (G, B, [T,] I)
+        z = torch.einsum("gb...i,ghi->b...gh", xg, w.view(G, -1, w.size(1))).flatten(-2)
+        return z if b is None else z + b
+
+    def recurrent_matmul(
+        self, h: Tensor, mask: Tensor | None, weight: Tensor, bias: Tensor | None = None
+    ) -> Tensor:
+        """``W_hh (m ⊙ h) + b``: (B, H) -> (B, G*H) with the recurrent-dropout mask ``m``,
+        (B, H) shared by the gates or (G, B, H) one per gate."""
+        if mask is None:
+            return F.linear(h, weight, bias)
+        if mask.dim() == 2:
+            return F.linear(h * mask, weight, bias)
+        G = mask.size(0)
+        w = weight.view(G, -1, weight.size(1))  # (G, H_out, H)
+        z = torch.bmm(h.unsqueeze(0) * mask, w.transpose(1, 2)).transpose(0, 1)  # (B, G, H_out)
+        z = z.reshape(h.size(0), -1)
+        return z if bias is None else z + bias
 
     def initial_state(
         self, batch_size: int, *, device: torch.device | None = None, dtype=None
@@ -171,8 +181,7 @@ class SimpleRNNCell(_Cell):
         self.reset_parameters()
 
     def step(self, xp: Tensor, h: Tensor, recurrent_mask: Tensor | None = None):
-        h_in = h if recurrent_mask is None else h * recurrent_mask
-        h = self.act(xp + F.linear(h_in, self.weight_hh))
+        h = self.act(xp + self.recurrent_matmul(h, recurrent_mask, self.weight_hh))
         return h, h
 
 
@@ -225,9 +234,8 @@ class LSTMCell(_Cell):
 
     def gates_of(self, xp: Tensor, state: LSTMState, recurrent_mask: Tensor | None = None):
         """The four gate activations ``(i, f, g, o)``, each (B, H), for one step."""
-        h, _ = state
-        h_in = h if recurrent_mask is None else h * recurrent_mask
-        zi, zf, zg, zo = (xp + F.linear(h_in, self.weight_hh)).chunk(4, dim=-1)
+        z = xp + self.recurrent_matmul(state[0], recurrent_mask, self.weight_hh)
+        zi, zf, zg, zo = z.chunk(4, dim=-1)
         return self.rec_act(zi), self.rec_act(zf), self.act(zg), self.rec_act(zo)
 
     def step(self, xp: Tensor, state: LSTMState, recurrent_mask: Tensor | None = None):
@@ -293,24 +301,27 @@ class GRUCell(_Cell):
             if b is not None:
                 nn.init.zeros_(b)
 
-    def project_inputs(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight_ih, self.bias if not self.reset_after else self.bias_ih)
+    def input_bias(self) -> Tensor | None:
+        return self.bias if not self.reset_after else self.bias_ih
 
     def gates_of(self, xp: Tensor, h: Tensor, recurrent_mask: Tensor | None = None):
         """The gate activations ``(r, z, n)``, each (B, H), for one step."""
-        h_in = h if recurrent_mask is None else h * recurrent_mask
         x_r, x_z, x_n = xp.chunk(3, dim=-1)
+        m = recurrent_mask
         if self.reset_after:
-            h_r, h_z, h_n = F.linear(h_in, self.weight_hh, self.bias_hh).chunk(3, dim=-1)
+            h_rzn = self.recurrent_matmul(h, m, self.weight_hh, self.bias_hh)
+            h_r, h_z, h_n = h_rzn.chunk(3, dim=-1)
             r = self.rec_act(x_r + h_r)
             z = self.rec_act(x_z + h_z)
             n = self.act(x_n + r * h_n)
         else:
             w_rz, w_n = self.weight_hh.split([2 * self.hidden_size, self.hidden_size])
-            h_r, h_z = F.linear(h_in, w_rz).chunk(2, dim=-1)
+            m_rz, m_n = (m, m) if m is None or m.dim() == 2 else (m[:2], m[2])
+            h_r, h_z = self.recurrent_matmul(h, m_rz, w_rz).chunk(2, dim=-1)
             r = self.rec_act(x_r + h_r)
             z = self.rec_act(x_z + h_z)
-            n = self.act(x_n + F.linear(r * h_in, w_n))
+            h_n = h if m_n is None else h * m_n
+            n = self.act(x_n + F.linear(r * h_n, w_n))
         return r, z, n
 
     def step(self, xp: Tensor, h: Tensor, recurrent_mask: Tensor | None = None):

@@ -8,28 +8,16 @@ listing's ``Dense(10, activation='softmax')``.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
+from .activations import get_activation
 from .bidirectional import Bidirectional
-from .cells import ACTIVATIONS
 from .recurrent import RNN
 from .stacked import Stacked
 
 
 def _activation_fn(name: str | None):
-    if name is None:
-        return None
-    if name == "softmax":
-        return lambda x: torch.softmax(x, dim=-1)
-    if name == "log_softmax":
-        return lambda x: torch.log_softmax(x, dim=-1)
-    if name not in ACTIVATIONS:
-        raise ValueError(
-            "Received an invalid value for argument `activation`: expected one of "
-            f"{sorted([*ACTIVATIONS, 'softmax', 'log_softmax'])} or None, got {name!r}."
-        )
-    return ACTIVATIONS[name]
+    return None if name is None else get_activation(name)
 
 
 class Dense(nn.Linear):

@@ -35,6 +35,11 @@ def fused_supported(cell) -> bool:
     return False
 
 
+def state_output(state) -> Tensor:
+    """The output of a built-in cell given its state: ``h`` (an LSTM's ``state.h``)."""
+    return state.h if isinstance(state, LSTMState) else state
+
+
 def _weights(cell) -> tuple[list[Tensor], bool]:
     if isinstance(cell, GRUCell):
         if cell.bias_ih is None:
@@ -48,9 +53,10 @@ def _weights(cell) -> tuple[list[Tensor], bool]:
 def fused_run(cell, x: Tensor, state, lengths: Tensor | None):
     """Run ``cell`` over ``x`` (B, T, I) with torch's fused kernel.
 
-    ``state`` is the cell's state for batch B; returns ``(outputs (B, T, H), final_state)``
-    with TF1 ``dynamic_rnn`` semantics for ``lengths``: zero outputs past each length and the
-    state at the last valid step.
+    ``state`` is the cell's state for batch B; returns ``(outputs (B, T, H), final_state,
+    last_output (B, H))`` with TF1 ``dynamic_rnn`` semantics for ``lengths`` (each >= 1):
+    zero outputs past each length and the state at the last valid step, whose ``h`` is the
+    last output.
 
     The kernel's ``train`` flag only switches its (unused, zero) inter-layer dropout and
     whether cuDNN keeps the workspace that its backward needs. ``nn.LSTM`` passes
@@ -82,5 +88,6 @@ def fused_run(cell, x: Tensor, state, lengths: Tensor | None):
         packed_out = type(packed)(data, packed.batch_sizes, order, unorder)
         outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=T)
     if is_lstm:
-        return outputs, LSTMState(h_n[0][0], h_n[1][0])
-    return outputs, h_n[0][0]
+        final = LSTMState(h_n[0][0], h_n[1][0])
+        return outputs, final, final.h
+    return outputs, h_n[0][0], h_n[0][0]

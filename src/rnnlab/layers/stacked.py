@@ -64,7 +64,7 @@ class Stacked(nn.Module):
         for layer in self.layers:
             layer.reset_state()
 
-    def run(self, x: Tensor, lengths: Tensor | None = None, initial_state=None):
+    def run(self, x: Tensor, lengths: Tensor | None = None, initial_state=None, *, mask=None):
         """Top layer's outputs (B, T, ·) and the list of every layer's final state."""
         if initial_state is not None and len(initial_state) != len(self.layers):
             raise ValueError(
@@ -73,27 +73,27 @@ class Stacked(nn.Module):
             )
         init = [None] * len(self.layers) if initial_state is None else initial_state
         *inner, top = self.layers
-        x, states = self.run_layers(inner, x, lengths, init)
-        x, state = top.run(x, lengths, init[-1])
+        x, states = self.run_layers(inner, x, lengths, init, mask)
+        x, state = top.run(x, lengths, init[-1], mask=mask)
         return x, [*states, state]
 
-    def run_layers(self, layers, x: Tensor, lengths, init):
+    def run_layers(self, layers, x: Tensor, lengths, init, mask=None):
         """Run ``layers`` (all but the top), with dropout after each, in training mode."""
         states = []
         for layer, state in zip(layers, init, strict=False):
-            x, state = layer.run(x, lengths, state)
+            x, state = layer.run(x, lengths, state, mask=mask)
             states.append(state)
             if self.training and self.dropout > 0:
                 x = F.dropout(x, self.dropout, training=True)
         return x, states
 
-    def forward(self, x: Tensor, lengths: Tensor | None = None, initial_state=None):
+    def forward(self, x: Tensor, lengths: Tensor | None = None, initial_state=None, *, mask=None):
         # The top layer formats its own output: a Bidirectional top layer's "last" output
         # is the forward half at each length - 1 and the backward half at step 0.
         *inner, top = self.layers
         init = [None] * len(self.layers) if initial_state is None else initial_state
-        x, states = self.run_layers(inner, x, lengths, init)
-        result = top(x, lengths, init[-1])
+        x, states = self.run_layers(inner, x, lengths, init, mask)
+        result = top(x, lengths, init[-1], mask=mask)
         if not self.return_state:
             return result
         out, state = result
@@ -108,15 +108,21 @@ def stacked(
     *,
     bidirectional: bool = False,
     dropout: float = 0.0,
+    input_dropout: float = 0.0,
     return_sequences: bool = False,
     return_state: bool = False,
     **layer_kwargs,
 ) -> Stacked:
     """``num_layers`` layers of ``kind`` ("simple_rnn", "lstm", "gru"), as torch's
-    ``nn.LSTM(num_layers=..., bidirectional=...)``, with ``dropout`` between layers."""
+    ``nn.LSTM(num_layers=..., bidirectional=...)``, with ``dropout`` between layers.
+
+    ``input_dropout`` is each layer's own Keras ``dropout`` (one mask per sequence on its
+    inputs); ``layer_kwargs`` (``recurrent_dropout``, ``activation``, ``implementation``,
+    ...) go to every layer. The one stack factory: :mod:`rnnlab.models` builds with it.
+    """
     if kind not in KINDS:
         raise ValueError(f"`kind` must be one of {sorted(KINDS)}, got {kind!r}.")
-    if not isinstance(num_layers, int) or num_layers < 1:
+    if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
         raise ValueError(f"`num_layers` must be a positive integer, got {num_layers!r}.")
     layers = []
     size = input_size
@@ -125,6 +131,7 @@ def stacked(
         layer = KINDS[kind](
             size,
             hidden_size,
+            dropout=input_dropout,
             return_sequences=return_sequences if last else True,
             return_state=return_state if last else False,
             **layer_kwargs,

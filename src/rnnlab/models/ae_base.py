@@ -1,26 +1,17 @@
 """The interface every rnnlab autoencoder shares (``encode``, ``decode``, ``forward``,
-``loss -> (total, parts)``, ``per_example_error``) and the activation table; the models live
+``loss -> (total, parts)``, ``per_example_error``) and the activation lookup; the models live
 in :mod:`rnnlab.models.autoencoders` and :mod:`rnnlab.models.structured_autoencoders`."""
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-_ACTIVATIONS = {
-    "sigmoid": torch.sigmoid,
-    "tanh": torch.tanh,
-    "relu": torch.relu,
-    "identity": lambda t: t,
-}
+from rnnlab.layers.activations import get_activation
 
 
 def _activation(name: str | None, arg: str):
-    key = "identity" if name is None else name
-    if key not in _ACTIVATIONS:
-        raise ValueError(f"`{arg}` must be one of {sorted(_ACTIVATIONS)} or None; got {name!r}")
-    return _ACTIVATIONS[key]
+    return get_activation("identity" if name is None else name, arg)
 
 
 class AutoencoderBase(nn.Module):

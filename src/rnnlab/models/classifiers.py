@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from rnnlab.layers import GRU, LSTM, Bidirectional, Dense, SimpleRNN, Stacked
+from rnnlab.layers import GRU, LSTM, Dense, SimpleRNN, stacked
 
 __all__ = ["RECURRENT_KINDS", "CNNClassifier", "MLPClassifier", "SequenceClassifier",
            "SequenceRegressor", "SmallCNN", "recurrent_layers"]  # fmt: skip
@@ -42,25 +42,20 @@ def recurrent_layers(
     ``bidirectional=True``."""
     if kind not in RECURRENT_KINDS:
         raise ValueError(f"`kind` must be one of {sorted(RECURRENT_KINDS)}, got {kind!r}.")
-    if not isinstance(num_layers, int) or num_layers < 1:
-        raise ValueError(f"`num_layers` must be a positive integer, got {num_layers!r}.")
-    bidirectional = bidirectional or kind == "bilstm"
-    layers, size = [], input_size
-    for i in range(num_layers):
-        layer = RECURRENT_KINDS[kind](
-            size,
-            hidden_size,
-            activation=activation,
-            dropout=dropout,
-            recurrent_dropout=recurrent_dropout,
-            implementation=implementation,
-            init=init,
-            return_sequences=i < num_layers - 1,  # inner layers hand up whole sequences
-        )
-        layer = Bidirectional(layer) if bidirectional else layer
-        layers.append(layer)
-        size = layer.output_size
-    return layers[0] if num_layers == 1 else Stacked(*layers, dropout=layer_dropout)
+    stack = stacked(
+        "lstm" if kind == "bilstm" else kind,
+        input_size,
+        hidden_size,
+        num_layers,
+        bidirectional=bidirectional or kind == "bilstm",
+        dropout=layer_dropout,
+        input_dropout=dropout,
+        recurrent_dropout=recurrent_dropout,
+        activation=activation,
+        implementation=implementation,
+        init=init,
+    )
+    return stack.layers[0] if num_layers == 1 else stack
 
 
 class SequenceClassifier(nn.Module):
