@@ -187,14 +187,19 @@ def test_report_and_tune_are_delegated(tiny_run, tmp_path, capsys, monkeypatch):
 
     assert main(["report", str(tiny_run), f"--out={tmp_path / 'rep'}"]) == 0
     assert (tmp_path / "rep").is_dir() and any((tmp_path / "rep").iterdir())
-    import rnnlab.training.tune as tune
+    import rnnlab.tune.study as study
 
     calls = []
-    monkeypatch.setattr(tune, "tune_main", lambda argv: calls.append(argv) or 0)
-    assert main(["tune", "digits-lstm", "--trials=1"]) == 0
-    assert calls == [["digits-lstm", "--trials=1"]]
-    monkeypatch.setitem(sys.modules, "rnnlab.training.tune", None)  # not installed
-    assert "`rnnlab tune` is not available" in _error(capsys, ["tune", "x"])
+    monkeypatch.setattr(study, "tune", lambda job, **kw: calls.append(kw) or
+                        {"best_trial": 0, "best_value": 0.5, "files": {}})  # fmt: skip
+    argv = ["tune", "digits-lstm", "--space=tune-digits-lstm", "--trials=1",
+            f"--study-dir={tmp_path / 's'}"]  # fmt: skip
+    assert main(argv) == 0
+    assert calls == [{"trials": 1, "workers": 1, "resume": False}]
+    monkeypatch.setitem(sys.modules, "rnnlab.tune", None)  # not installed
+    assert "`rnnlab tune` is not available" in _error(
+        capsys, ["tune", "x", "--space=s", "--trials=1"]
+    )
 
 
 def test_sample_is_delegated(tmp_path, capsys):

@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 from matplotlib.image import imsave
 
-from rnnlab.evaluation.report import ReportError, load_run, render_report, report_main
+from rnnlab.cli import main
+from rnnlab.evaluation.report import ReportError, load_run, render_report
+
+
+def report_main(argv):
+    return main(["report", *argv])
+
 
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 

@@ -1,11 +1,16 @@
-"""`rnnlab sample` (rnnlab.sampling.sample_main) on tiny runs trained on the embedded digits."""
+"""`rnnlab sample` (rnnlab.cli.sample) on tiny runs trained on the embedded digits."""
 
 import pytest
 import torch
 
-from rnnlab.sampling import sample_main
+from rnnlab.cli import main
 from rnnlab.training.config import apply_overrides, load_preset
 from rnnlab.training.experiment import train
+
+
+def sample_main(argv):
+    return main(["sample", *argv])
+
 
 TINY = ["--data.dataset=digits", "--train.epochs=1", "--train.max_steps=2", "--train.samples=4"]
 

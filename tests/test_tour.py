@@ -4,10 +4,11 @@ folder and the HTML page."""
 import json
 
 from rnnlab import tour
+from rnnlab.cli import main
 
 
 def test_quick_tour_writes_every_part_and_the_report(tmp_path, capsys):
-    assert tour.main(["--quick", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert main(["tour", "--quick", "--out", str(tmp_path), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "Total params: 271,365" in out  # Listing 5.1
     assert "test accuracy" in out and "baseline MSE 0.167" in out

@@ -17,10 +17,11 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
+from rnnlab.cli import main  # noqa: E402
 from rnnlab.training import experiment  # noqa: E402
 from rnnlab.training.config import ConfigError, apply_overrides, load_preset  # noqa: E402
-from rnnlab.training.tune import load_config, tune_main  # noqa: E402
-from rnnlab.training.tune_space import load_space, parse_space, shipped_spaces  # noqa: E402
+from rnnlab.tune.space import load_space, parse_space, shipped_spaces  # noqa: E402
+from rnnlab.tune.study import load_config  # noqa: E402
 
 # The adding problem, tiny: a trial trains in well under a second on one CPU core.
 TINY = [
@@ -67,6 +68,10 @@ def space(tmp_path) -> Path:
     path = tmp_path / "space.toml"
     path.write_text(SPACE)
     return path
+
+
+def tune_main(argv: list[str]) -> int:
+    return main(["tune", *argv])
 
 
 def _args(space: Path, study: Path, trials: int, *extra: str) -> list[str]:
@@ -215,7 +220,7 @@ def test_a_killed_study_resumes_with_its_finished_trials_intact(tmp_path, space,
     study_dir = tmp_path / "study"
     argv = _args(space, study_dir, 2, "--train.epochs=12")  # trial 1 outlives the kill
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rnnlab.training.tune", *argv],
+        [sys.executable, "-m", "rnnlab", "tune", *argv],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     lines = []

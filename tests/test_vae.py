@@ -7,8 +7,9 @@ import torch
 from matplotlib.image import imread
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
+from rnnlab.evaluation.latent import latent_map, manifold_grid
 from rnnlab.losses import bernoulli_nll, gaussian_nll, kl_standard_normal
-from rnnlab.models.vae import VAE, ConvVAE, importance_weighted_nll, latent_map, manifold_grid
+from rnnlab.models.vae import VAE, ConvVAE, importance_weighted_nll
 from rnnlab.training.generative_steps import vae_step
 
 

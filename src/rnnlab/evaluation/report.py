@@ -14,14 +14,12 @@ With ``groups`` (section title -> runs, in order) the page has a table of conten
 section per group holding only that group's runs, with ``notes[title]`` (preformatted text,
 e.g. what the tour printed for that part) at its top. Everything read from disk is
 HTML-escaped; files that cannot be read become notes at the end of the page, never a crash.
-Reports never train. ``report_main(argv)`` is the ``rnnlab report`` command line.
+Reports never train. ``rnnlab report`` (:mod:`rnnlab.cli.report`) is the command line.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,7 +29,7 @@ from .plots import atomic_write_bytes
 from .report_data import RunData, load_run
 from .report_page import ASSETS, CSS, Page, Scope, esc, md, slug
 
-__all__ = ["ReportError", "RunData", "load_run", "render_report", "report_main"]
+__all__ = ["ReportError", "RunData", "load_run", "render_report"]
 
 OTHER_GROUP = "Other runs"
 
@@ -185,34 +183,3 @@ def render_report(
         f"# {md(title)}\n\n{md(meta)}\n\n{toc_md}{chr(10).join(page.md)}\n".encode(),
     )
     return atomic_write_bytes(out / "report.html", doc.encode("utf-8"))
-
-
-def report_main(argv: Sequence[str] | None = None) -> int:
-    """``rnnlab report RUN [RUN ...] [--out DIR] [--title T]``: print the page's path.
-
-    Exit codes: 0 written; 2 bad arguments or a missing/empty run folder; 1 could not write.
-    """
-    parser = argparse.ArgumentParser(
-        prog="rnnlab report",
-        description="Render a static HTML (and Markdown) report for one or more run folders.",
-    )
-    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run folder(s)")
-    parser.add_argument(
-        "--out", type=Path, default=None, metavar="DIR",
-        help="output folder (default: RUN/report, or the runs' common parent)",
-    )  # fmt: skip
-    parser.add_argument("--title", default=None, help="page title")
-    try:
-        args = parser.parse_args(None if argv is None else list(argv))
-    except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else 2
-    try:
-        page = render_report(args.runs, args.out, args.title)
-    except ReportError as err:
-        print(f"rnnlab report: error: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:
-        print(f"rnnlab report: error: could not write the report: {err}", file=sys.stderr)
-        return 1
-    print(page)
-    return 0

@@ -11,21 +11,18 @@ sample differentiable, and training minimises the negative evidence lower bound
 with the KL in closed form (their Appendix B) and ``beta = 1`` the plain VAE (``beta > 1``:
 Higgins et al. 2017). The decoder is Bernoulli (logits) or Gaussian (mean, with one learned
 log-scale as in Rybkin et al.'s sigma-VAE, or a fixed one). ``importance_weighted_nll`` is the
-IWAE bound of Burda et al. 2016 used to report test NLL in nats. ``latent_map`` and
-``manifold_grid`` draw a 2-D latent space (the Keras VAE example's two figures).
+IWAE bound of Burda et al. 2016 used to report test NLL in nats. The figures of a 2-D latent
+space live in :mod:`rnnlab.evaluation.latent` (models draw no figures).
 """
 
 from __future__ import annotations
 
 import math
-import os
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from rnnlab.losses import bernoulli_nll, gaussian_nll, kl_standard_normal
-from rnnlab.utils import save_figure
 
 _LIKELIHOODS = ("bernoulli", "gaussian")
 
@@ -261,55 +258,3 @@ def importance_weighted_nll(
         return -(torch.logsumexp(lw, dim=0) - math.log(k))
     finally:
         model.train(was_training)
-
-
-def _check_2d(model: _VAEBase) -> None:
-    if model.latent_dim != 2:
-        raise ValueError(f"`model.latent_dim` must be 2 for this plot; got {model.latent_dim}")
-
-
-@torch.no_grad()
-def latent_map(model: _VAEBase, x: Tensor, y: Tensor | np.ndarray, path: str | os.PathLike) -> str:
-    """Scatter the posterior means of ``x`` in a 2-D latent space, coloured by label ``y``."""
-    from matplotlib.figure import Figure  # Agg canvas, no pyplot state
-
-    _check_2d(model)
-    if len(y) != len(x):
-        raise ValueError(f"`y` must have one label per row of `x` ({len(x)}); got {len(y)}")
-    mu, _ = model.encode(model._check_x(x))
-    mu = mu.cpu().numpy()
-    fig = Figure(figsize=(6, 5))
-    ax = fig.subplots()
-    points = ax.scatter(mu[:, 0], mu[:, 1], c=np.asarray(y), cmap="tab10", s=4)
-    fig.colorbar(points, ax=ax)
-    ax.set_xlabel("z[0]")
-    ax.set_ylabel("z[1]")
-    return str(save_figure(fig, path))
-
-
-@torch.no_grad()
-def manifold_grid(
-    model: _VAEBase, path: str | os.PathLike, n: int = 15, quantile: float = 0.05
-) -> str:
-    """Decode an ``n x n`` grid of a 2-D latent space at the N(0, 1) quantiles
-    ``quantile .. 1 - quantile`` on each axis (so the grid covers the prior's mass) and save
-    the mean images, tiled, as a PNG. Needs image-shaped output ``(C, H, W)`` or ``(H, W)``."""
-    _check_2d(model)
-    from matplotlib.figure import Figure
-    from scipy.stats import norm
-
-    if len(model.data_shape) not in (2, 3):
-        raise ValueError(f"`model.data_shape` must be (H, W) or (C, H, W); got {model.data_shape}")
-    p = next(model.parameters())
-    axis = torch.as_tensor(norm.ppf(np.linspace(quantile, 1 - quantile, n)), dtype=p.dtype)
-    zy, zx = torch.meshgrid(axis.flip(0), axis, indexing="ij")  # top row = largest z[1]
-    z = torch.stack([zx.reshape(-1), zy.reshape(-1)], dim=1).to(p.device)
-    imgs = model.decode(z).cpu()
-    h, w = model.data_shape[-2:]
-    imgs = imgs.reshape(n, n, -1, h, w)[:, :, 0]  # first channel: (n, n, H, W)
-    tiled = imgs.permute(0, 2, 1, 3).reshape(n * h, n * w).numpy()
-    fig = Figure(figsize=(6, 6))
-    ax = fig.subplots()
-    ax.imshow(tiled, cmap="gray")
-    ax.set_axis_off()
-    return str(save_figure(fig, path))

@@ -9,7 +9,6 @@ page (``report.html``, plus Markdown) shows them all, rendered by ``rnnlab repor
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -26,25 +25,26 @@ ORDER = [name for name in (
 ) if name in PARTS]  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rnnlab tour", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke version (for tests)")
-    parser.add_argument("--out", default=None, help="folder for the runs (default runs/tour-TIME)")
-    parser.add_argument(
-        "--parts", default=",".join(ORDER), help=f"comma-separated subset of {','.join(ORDER)}"
-    )
-    parser.add_argument("--no-report", action="store_true", help="skip the HTML page")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
-    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+def run_tour(
+    parts: list[str] | None = None,
+    out: str | Path | None = None,
+    *,
+    quick: bool = False,
+    report: bool = True,
+    progress: bool = True,
+) -> Path:
+    """Run ``parts`` (default :data:`ORDER`) into ``out`` (default ``runs/tour-TIME``), then
+    render the report page unless ``report=False``. Returns the folder. The command line is
+    ``rnnlab tour`` (:mod:`rnnlab.cli.tour`)."""
+    parts = list(ORDER if parts is None else parts)
     unknown = [p for p in parts if p not in PARTS]
     if unknown:
-        parser.error(f"unknown part(s) {unknown}; choose from {ORDER}")
-    out = Path(args.out or f"runs/tour-{time.strftime('%Y%m%d-%H%M%S')}")
+        raise ValueError(f"--parts: unknown part(s) {unknown}; choose from {ORDER}")
+    out = Path(out or f"runs/tour-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
-    tour = Tour(out=out, quick=args.quick)
+    tour = Tour(out=out, quick=quick)
     start = time.perf_counter()
-    bar = tqdm(parts, desc="tour", disable=args.no_progress, dynamic_ncols=True)
+    bar = tqdm(parts, desc="tour", disable=not progress, dynamic_ncols=True)
     for name in bar:
         bar.set_description(f"tour: {name}")
         t0 = time.perf_counter()
@@ -56,11 +56,11 @@ def main(argv: list[str] | None = None) -> int:
             tqdm.write(line)
     bar.close()
     print(f"tour finished in {time.perf_counter() - start:.0f} s; runs in {out}")
-    if not args.no_report and tour.runs:
+    if report and tour.runs:
         from rnnlab.evaluation.report import render_report
 
         page = render_report(
             tour.runs, out_dir=out, title="rnnlab tour", groups=tour.groups, notes=tour.notes
         )
         print(f"report: {page}")
-    return 0
+    return out

@@ -1,5 +1,7 @@
-"""``python -m rnnlab.tour``."""
+"""``python -m rnnlab.tour`` = ``rnnlab tour`` (an entry point: it may import the CLI)."""
 
-from . import main
+import sys
 
-raise SystemExit(main())
+from rnnlab.cli import main
+
+sys.exit(main(["tour", *sys.argv[1:]]))

@@ -12,9 +12,9 @@ import torch
 
 from rnnlab.data import load
 from rnnlab.evaluation.anomaly import one_class_auroc
+from rnnlab.evaluation.latent import latent_map, manifold_grid
 from rnnlab.evaluation.pca import pca, principal_angles
 from rnnlab.models.autoencoders import Autoencoder, LinearAutoencoder, train_autoencoder
-from rnnlab.models.vae import latent_map, manifold_grid
 from rnnlab.training.experiment import load_run, model_input
 from rnnlab.utils import atomic_write_text, save_image_grid
 

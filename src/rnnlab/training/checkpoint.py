@@ -19,7 +19,7 @@ Run folder::
                 samples/*.png     generative families: grids per epoch; `rnnlab attack`'s
                                   adversarial.png
                 robustness.json, gradients.json/.png, gates/*.png   written by
-                                  `rnnlab attack` / `gradients` / `gates` (inspect_run.py)
+                                  `rnnlab attack` / `gradients` / `gates` (rnnlab.cli)
 
 A multi-optimizer family (GAN, VAE-GAN) stores ``{part: optimizer state}`` and
 ``{part: scheduler state}``: plain dicts of tensors, loadable the same way.

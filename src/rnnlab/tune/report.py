@@ -12,10 +12,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from rnnlab.training.config import config_from_dict
 from rnnlab.utils import atomic_write_bytes, atomic_write_text, save_figure
 
-from .config import config_from_dict
-from .tune_space import config_to_toml
+from .space import config_to_toml
 
 __all__ = ["best_trials_table", "importances", "plot_history", "write_reports"]
 

@@ -29,11 +29,16 @@ tuner names each trial's run folder).
 Every bound and choice is checked up front by :func:`rnnlab.training.config.apply_overrides`
 -- the same code that checks ``rnnlab train`` overrides -- so an unknown key names the
 closest valid one and an out-of-range value (a negative ``lr``, an unknown optimizer) is
-reported before any trial runs.
+reported before any trial runs. Then :func:`check_space` builds the optimizer and schedule
+of every combination of the categorical choices (numbers at their bounds) against the
+preset: a space none of whose points can train is refused; combinations that cannot
+(``adagrad`` under a preset's one-cycle schedule, which needs momentum or beta1) are named
+once, and their trials are pruned without training (:func:`why_untrainable`).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import dataclass, fields
@@ -41,7 +46,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .config import SECTIONS, Config, ConfigError, apply_overrides
+from rnnlab.training.config import SECTIONS, Config, ConfigError, apply_overrides
 
 try:
     import tomllib
@@ -49,7 +54,8 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 __all__ = [
-    "Param", "config_to_toml", "load_space", "parse_space", "sample", "shipped_spaces",
+    "Param", "check_space", "config_to_toml", "load_space", "parse_space", "sample",
+    "shipped_spaces", "why_untrainable",
 ]  # fmt: skip
 
 _TYPES = ("float", "int", "categorical")
@@ -208,7 +214,7 @@ def sample(trial, params: list[Param]) -> dict[str, Any]:
     return out
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -229,7 +235,7 @@ def config_to_toml(cfg: Config, *, description: str, header: str = "") -> str:
     the preset names its own runs). ``None`` values are omitted: those fields default to
     ``None``. ``header`` lines are written as comments."""
     lines = [f"# {line}".rstrip() for line in header.splitlines()]
-    lines.append(f"description = {_toml_value(description)}")
+    lines.append(f"description = {toml_value(description)}")
     for section, cls in SECTIONS.items():
         if section == "run":
             continue
@@ -240,5 +246,52 @@ def config_to_toml(cfg: Config, *, description: str, header: str = "") -> str:
                 if f.default is not None:
                     raise ConfigError(f"`{section}.{f.name}` is None but its default is not")
                 continue
-            lines.append(f"{f.name} = {_toml_value(value)}")
+            lines.append(f"{f.name} = {toml_value(value)}")
     return "\n".join(lines) + "\n"
+
+
+def why_untrainable(base: Config, flags: list[str]) -> str | None:
+    """Why ``base`` with ``--key=value`` ``flags`` cannot train (``None`` when it can): a
+    config error, or an optimizer/schedule pair torch refuses, found by building both on a
+    one-weight model (nothing is trained, no data is read)."""
+    import torch
+    from torch import nn
+
+    from rnnlab.training.optim import build_optimizer, build_schedule
+
+    try:
+        cfg = apply_overrides(base, flags)
+        with torch.random.fork_rng(devices=[]):
+            optimizer = build_optimizer(cfg, nn.Linear(1, 1))
+        build_schedule(cfg, optimizer, 1)
+    except (ConfigError, ValueError, TypeError, RuntimeError) as e:
+        return " ".join(str(e).split()) or type(e).__name__
+    return None
+
+
+def check_space(base: Config, params: list[Param], *, limit: int = 512) -> str:
+    """Check the combinations of ``params``' categorical choices (up to ``limit``), each with
+    the numeric params at their low and at their high bound, with :func:`why_untrainable`.
+    Returns ``""`` when all can train, else one line naming the first that cannot; raises
+    :class:`ConfigError` when none can."""
+    categorical = [p for p in params if p.kind == "categorical"]
+    numeric = [p for p in params if p.kind != "categorical"]
+    combos = itertools.islice(itertools.product(*(p.choices for p in categorical)), limit)
+    checked, bad = 0, []
+    for combo in combos:
+        chosen = [p.override(v) for p, v in zip(categorical, combo, strict=True)]
+        for bound in ("low", "high"):
+            flags = chosen + [p.override(getattr(p, bound)) for p in numeric]
+            checked += 1
+            reason = why_untrainable(base, flags)
+            if reason is not None:
+                bad.append((" ".join(f.removeprefix("--") for f in chosen) or bound, reason))
+    if not bad:
+        return ""
+    where, reason = bad[0]
+    if len(bad) == checked:
+        raise ConfigError(f"no point of the space can train with this preset: {where}: {reason}")
+    return (
+        f"{len(bad)} of {checked} checked points cannot train with this preset, "
+        f"e.g. {where}: {reason}"
+    )

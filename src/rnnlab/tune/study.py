@@ -8,7 +8,7 @@
 
 PRESET is a shipped preset name or a path to a preset TOML (``best.toml`` of an earlier
 study, say). ``--section.key=value`` overrides apply to every trial; SPACE.toml (format in
-:mod:`rnnlab.training.tune_space`) says which keys each trial samples.
+:mod:`rnnlab.tune.space`) says which keys each trial samples.
 
 Each trial is a normal ``rnnlab train`` run, in ``DIR/trial_<number>/``, scored by the
 validation metric of its LAST epoch (the model the run leaves behind; ``data.val_fraction``
@@ -40,7 +40,6 @@ Errors are one line on stderr and exit status 2.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -53,7 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import (
+from rnnlab.training.config import (
     Config,
     ConfigError,
     apply_overrides,
@@ -61,9 +60,10 @@ from .config import (
     config_to_dict,
     load_preset,
 )
-from .tune_space import Param, load_space, sample
 
-__all__ = ["TuneError", "load_config", "tune", "tune_main"]
+from .space import Param, check_space, load_space, sample, why_untrainable
+
+__all__ = ["Job", "TuneError", "load_config", "make_job", "tune"]
 
 METRICS = ("val_loss", "val_accuracy")
 HEARTBEAT_S, GRACE_S = 60, 180
@@ -72,36 +72,6 @@ TOP = 10  # rows of the best-trials table
 
 class TuneError(ValueError):
     """Bad ``rnnlab tune`` input or study state (one line, exit status 2)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise TuneError(f"{message} (see `rnnlab tune --help`)")
-
-
-def _parser() -> _Parser:
-    p = _Parser(
-        prog="rnnlab tune",
-        description="Search a preset's hyper-parameters with Optuna (see the module docs).",
-        allow_abbrev=False,
-    )
-    p.add_argument("preset", help="preset name or path to a preset .toml")
-    p.add_argument("--space", required=True, help="SPACE.toml: the keys to tune")
-    p.add_argument("--trials", type=int, required=True, help="finished trials to reach")
-    p.add_argument("--study-dir", help="default: <run.out_dir>/tune-<preset>")
-    p.add_argument("--study-name", help="default: the study folder's name")
-    p.add_argument("--storage", help="database URL; default sqlite:///<study-dir>/study.db")
-    p.add_argument("--resume", action="store_true", help="continue an existing study")
-    p.add_argument("--workers", type=int, default=1, help="processes on this machine")
-    p.add_argument("--sampler", choices=("tpe", "random"), default="tpe")
-    p.add_argument("--seed", type=int, default=0, help="sampler seed")
-    p.add_argument("--metric", choices=METRICS, default="val_loss")
-    p.add_argument("--direction", choices=("minimize", "maximize"))
-    p.add_argument("--pruner", choices=("median", "none"), default="median")
-    p.add_argument("--timeout", type=float, help="seconds; no new trial starts after it")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--data-dir")
-    return p
 
 
 @dataclass
@@ -241,10 +211,15 @@ def _format_params(values: dict) -> str:
 
 def _objective(trial, job: Job):
     optuna = _optuna()
-    from . import experiment
+    from rnnlab.training import experiment
 
     values = sample(trial, job.params)
     flags = [p.override(values[p.key]) for p in job.params]
+    reason = why_untrainable(config_from_dict(job.base), flags)
+    if reason is not None:  # a combination the space offers but the preset cannot train
+        trial.set_user_attr("untrainable", reason)
+        _say(f"trial {trial.number}: {_format_params(values)} cannot train ({reason}): pruned")
+        raise optuna.TrialPruned(reason)
     cfg = apply_overrides(config_from_dict(job.base), flags)
     cfg.run.out_dir, cfg.run.name = job.study_dir, f"trial_{trial.number}"
     trial.set_user_attr("config", config_to_dict(cfg))
@@ -285,7 +260,7 @@ def _worker(job: Job, worker: int, n_trials: int) -> None:
     """One process's share: ``n_trials`` trials of ``job``'s study."""
     import torch
 
-    from .loop import TrainingStopped
+    from rnnlab.training.loop import TrainingStopped
 
     study = _open_study(job, worker, create=False)
     threads = torch.get_num_threads()
@@ -296,11 +271,45 @@ def _worker(job: Job, worker: int, n_trials: int) -> None:
             lambda trial: _objective(trial, job), n_trials=n_trials, timeout=job.timeout,
             catch=(TrainingStopped,), callbacks=[_announce], gc_after_trial=True,
         )  # fmt: skip
+    except ValueError as e:
+        if "Cannot tell" not in str(e):
+            raise
+        raise TuneError(  # its trial was marked failed meanwhile (a resume, a heartbeat)
+            f"worker {worker}: {_one_line(e)}: another process marked this worker's trial as "
+            "failed (a `--resume`, or a missed heartbeat); this worker stops"
+        ) from None
     finally:
         torch.set_num_threads(threads)
 
 
-def _spawned(job: Job, worker: int, n_trials: int) -> None:
+def _die_with_parent(parent: int) -> None:
+    """End this worker when the process that started it ends, ``kill -9`` included: Linux's
+    ``PR_SET_PDEATHSIG`` (the kernel sends SIGKILL), elsewhere a thread watching the parent
+    pid. An orphan would keep training a trial that ``--resume`` has marked failed."""
+    import signal
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+            if os.getppid() != parent:  # the parent died before prctl took effect
+                os._exit(1)
+            return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="rnnlab-tune-watchdog", daemon=True).start()
+
+
+def _spawned(job: Job, worker: int, n_trials: int, parent: int) -> None:
+    _die_with_parent(parent)
     try:
         _worker(job, worker, n_trials)
     except (TuneError, ConfigError) as e:
@@ -331,7 +340,7 @@ def tune(job: Job, *, trials: int, workers: int = 1, resume: bool = False) -> di
         job = dataclasses.replace(job, threads=max(1, (os.cpu_count() or 1) // workers))
     ctx = multiprocessing.get_context("spawn")
     procs = [
-        ctx.Process(target=_spawned, args=(job, i, n), name=f"rnnlab-tune-{i}")
+        ctx.Process(target=_spawned, args=(job, i, n, os.getpid()), name=f"rnnlab-tune-{i}")
         for i, n in enumerate(shares) if i > 0 and n > 0
     ]  # fmt: skip
     for p in procs:
@@ -345,7 +354,7 @@ def tune(job: Job, *, trials: int, workers: int = 1, resume: bool = False) -> di
     bad = [f"{p.name} exited with {p.exitcode}" for p in procs if p.exitcode]
     if bad:
         raise TuneError("; ".join(bad) + " (its error is printed above)")
-    from .tune_report import write_reports
+    from .report import write_reports
 
     return write_reports(study, job)
 
@@ -359,7 +368,9 @@ def _one_line(e: BaseException) -> str:
     return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
-def _job(args, overrides: list[str]) -> tuple[Job, bool]:
+def make_job(args, overrides: list[str]) -> tuple[Job, bool]:
+    """The :class:`Job` that ``rnnlab tune``'s parsed ``args`` and ``overrides`` describe, and
+    whether its study folder exists already. Raises :class:`TuneError` / ``ConfigError``."""
     if args.trials < 1:
         raise TuneError(f"--trials must be a positive integer, got {args.trials}")
     if args.workers < 1:
@@ -379,6 +390,9 @@ def _job(args, overrides: list[str]) -> tuple[Job, bool]:
             f"--metric val_accuracy needs a classifier; `model.family` is {cfg.model.family!r}"
         )
     params, _ = load_space(args.space, cfg)
+    bad = check_space(cfg, params)  # refuses a space none of whose points can train
+    if bad:
+        _say(f"note: {bad}; such trials are pruned without training")
     study_dir = Path(args.study_dir or Path(cfg.run.out_dir) / f"tune-{cfg.run.preset or 'run'}")
     exists = study_dir.exists() and any(study_dir.iterdir())
     storage = args.storage or _default_storage(study_dir)
@@ -398,46 +412,3 @@ def _job(args, overrides: list[str]) -> tuple[Job, bool]:
         timeout=args.timeout, train_argv=train_argv,
     )  # fmt: skip
     return job, exists
-
-
-def tune_main(argv: list[str]) -> int:
-    """``rnnlab tune ...`` (``argv`` without the verb); returns the exit status."""
-    from .checkpoint import CheckpointError
-    from .experiment import DataError
-
-    argv = list(argv)
-    if argv[:1] == ["tune"]:
-        argv = argv[1:]
-    try:
-        try:
-            args, rest = _parser().parse_known_args(argv)
-        except SystemExit as e:  # --help
-            return e.code if isinstance(e.code, int) else 0
-        overrides = [a for a in rest if a.startswith("--") and "=" in a]
-        stray = [a for a in rest if a not in overrides]
-        if stray:
-            raise TuneError(f"unrecognized arguments: {' '.join(stray)} (see `rnnlab tune --help`)")
-        job, _ = _job(args, overrides)
-        if args.resume and job.storage != _default_storage(Path(job.study_dir)):
-            _open_study(job, 0, create=False)  # must exist in the database
-        summary = tune(job, trials=args.trials, workers=args.workers, resume=args.resume)
-    except KeyboardInterrupt:
-        print("rnnlab: interrupted (finished trials are kept; continue with --resume)",
-              file=sys.stderr)  # fmt: skip
-        return 130
-    except (TuneError, ConfigError, DataError, CheckpointError, OSError) as e:
-        print(f"rnnlab: error: {_one_line(e)}", file=sys.stderr)
-        return 2
-    except Exception as e:  # Optuna's own errors (a study that does not exist, ...)
-        if type(e).__module__.startswith(("optuna", "sqlalchemy")):
-            print(f"rnnlab: error: {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
-            return 2
-        raise
-    _say(f"best: trial {summary['best_trial']}  {job.metric} {summary['best_value']}")
-    for name, path in summary["files"].items():
-        _say(f"{name}: {path}")
-    return 0
-
-
-if __name__ == "__main__":  # python -m rnnlab.training.tune ... (before the CLI wires it)
-    sys.exit(tune_main(sys.argv[1:]))
