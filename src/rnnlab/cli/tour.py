@@ -20,7 +20,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     try:
-        from rnnlab import tour
+        import rnnlab.tour as tour
     except ImportError as e:
         raise UsageError(f"the tour is not available ({e})") from None
     parts = None
