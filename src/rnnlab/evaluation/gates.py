@@ -68,7 +68,7 @@ def _check_layer(layer, argument: str = "layer") -> RNN:
 
 @contextmanager
 def watch_steps(layer: RNN, on_step: StepHook) -> Iterator[list[int]]:
-    """Within the block, ``layer`` runs its explicit loop and calls ``on_step`` after each
+    """Within the block, ``layer`` runs its reference loop and calls ``on_step`` after each
     cell step with ``(xp_t, state_before, recurrent_mask, output, new_state)``.
 
     ``xp_t`` is the projected input ``W_ih x_t + b`` (B, G*H); ``output`` is the step's
@@ -87,7 +87,7 @@ def watch_steps(layer: RNN, on_step: StepHook) -> Iterator[list[int]]:
         return out, new_state
 
     implementation = layer.implementation
-    layer.implementation = "explicit"
+    layer.implementation = "reference"  # the loop that calls cell.step
     cell.step = step  # an instance attribute shadows the class's method
     try:
         yield count

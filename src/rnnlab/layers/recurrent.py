@@ -47,12 +47,16 @@ Keras's LSTM/GRU with ``implementation=1`` (what Keras 3 uses whenever
 reproducible without touching torch's global generator.
 
 ``implementation``: ``"auto"`` hands standard configurations to torch's fused kernels
-(:mod:`rnnlab.layers.fused`), ``"fused"`` insists (error if impossible), ``"explicit"``
-always runs the Python loop, ``"triton"`` runs rnnlab's persistent Triton kernels
-(:mod:`rnnlab.layers.triton_rnn`; verified under the Triton interpreter, not yet measured on
-a GPU, so ``"auto"`` does not pick them). All paths use the same parameters and agree to
-float rounding. Under ``torch.compile`` or ``torch.jit.trace``, ``"auto"`` runs the explicit
-loop: torch's CPU fused kernel (``aten.mkldnn_rnn_layer``) cannot be compiled or traced.
+(:mod:`rnnlab.layers.fused`) and the rest to the explicit path, ``"fused"`` insists (error
+if impossible), ``"explicit"`` runs the built-in cells by hand-derived BPTT
+(:mod:`rnnlab.layers.bptt`; other cells: the loop below), ``"reference"`` always runs the
+readable autograd loop below (the reference the tests compare every path to), ``"triton"``
+runs rnnlab's persistent Triton kernels (:mod:`rnnlab.layers.triton_rnn`; verified under
+the Triton interpreter, not yet measured on a GPU, so ``"auto"`` does not pick them). All
+paths use the same parameters and agree to float rounding. Under ``torch.compile`` or
+``torch.jit.trace``, ``"auto"`` and ``"explicit"`` run the loop below: torch's CPU fused
+kernel (``aten.mkldnn_rnn_layer``) cannot be compiled or traced, and the hand-derived BPTT
+writes into preallocated buffers, which tracing does not follow.
 
 **The cell protocol** (what ``RNN(cell)`` needs; it never checks a cell's class)::
 
@@ -98,6 +102,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from .bptt import bptt_run, bptt_supported
 from .cells import GRUCell, LSTMCell, SimpleRNNCell
 from .fused import fused_run, fused_supported, state_output
 from .masking import (
@@ -113,7 +118,7 @@ from .masking import (
 )
 from .triton_rnn import triton_run, triton_supported, triton_usable
 
-IMPLEMENTATIONS = ("auto", "fused", "explicit", "triton")
+IMPLEMENTATIONS = ("auto", "fused", "explicit", "reference", "triton")
 LAYOUTS = ("prefix", "keras")
 PROTOCOL = ("input_size", "hidden_size", "initial_state", "project_inputs", "step")
 
@@ -201,7 +206,8 @@ class RNN(nn.Module):
         seed: an int or a ``torch.Generator`` for the dropout masks (None: torch's global RNG).
         zero_output_for_mask: masked steps output zeros (True) or the previous output.
         batch_first: ``x`` (B, T, I) (True) or (T, B, I); outputs follow.
-        implementation: ``"auto"``, ``"fused"``, ``"explicit"`` or ``"triton"``.
+        implementation: ``"auto"``, ``"fused"``, ``"explicit"``, ``"reference"`` or
+            ``"triton"`` (module docstring).
 
     Call: ``layer(x, lengths=None, initial_state=None, *, mask=None)``; ``x`` may be a
     ``PackedSequence`` (then the sequence output comes back packed).
@@ -301,14 +307,18 @@ class RNN(nn.Module):
         """Which backend the next call in the current mode runs (for unmasked or
         right-padded input): ``"fused"``, ``"explicit"`` or ``"triton"``. A mask with holes
         always runs ``"explicit"``."""
-        if self.implementation in ("explicit", "triton"):
-            return self.implementation
+        if self.implementation in ("explicit", "reference", "triton"):
+            return "explicit" if self.implementation == "reference" else self.implementation
         drop_in, drop_rec = self._dropping()
         if drop_rec or (drop_in and self.dropout_per_gate) or not fused_supported(self.cell):
             return "explicit"
         if self.implementation == "auto" and _compiling():
             return "explicit"
         return "fused"
+
+    def _hand_derived(self) -> bool:
+        """Whether the explicit path runs :mod:`rnnlab.layers.bptt` (else the loop)."""
+        return self.implementation != "reference" and bptt_supported(self.cell) and not _compiling()
 
     def uses_fused_path(self) -> bool:
         """Whether the next call in the current mode runs torch's fused kernel."""
@@ -375,12 +385,20 @@ class RNN(nn.Module):
             keep = mask if lengths is None else lengths_to_mask(lengths, T)
             if self.go_backwards:
                 x, keep = self._reverse(x, keep)
-            xp = (
-                self.cell.project_inputs(x)
-                if in_mask is None
-                else self.cell.project_inputs(x, in_mask)
-            )
-            outputs, final, last = self._loop(xp, state, keep, rec_mask)
+            if self._hand_derived():
+                zero = self.zero_output_for_mask
+                outputs, final = bptt_run(self.cell, x, state, keep, rec_mask, in_mask=in_mask,
+                                          zero_output=zero)  # fmt: skip
+                last = state_output(final)  # the built-in cells output their state h
+                if keep is not None:
+                    last = last * keep.any(1, keepdim=True)  # zeros for an empty row
+            else:
+                xp = (
+                    self.cell.project_inputs(x)
+                    if in_mask is None
+                    else self.cell.project_inputs(x, in_mask)
+                )
+                outputs, final, last = self._loop(xp, state, keep, rec_mask)
         else:
             outputs, final, last = self._kernel(path, x, state, lengths, rec_mask)
         if self.stateful:

@@ -1,0 +1,110 @@
+"""The explicit path: rnnlab's built-in cells run by hand-derived backpropagation through time.
+
+:func:`bptt_run` is what ``implementation="explicit"`` (and ``"auto"`` where torch's fused
+kernel cannot compute the configuration: recurrent dropout, the textbook GRU, softsign /
+hard_sigmoid / relu / linear activations) runs for :class:`SimpleRNNCell`,
+:class:`LSTMCell` and :class:`GRUCell`. It computes exactly what the readable autograd loop
+in :mod:`rnnlab.layers.recurrent` computes (``implementation="reference"``, the loop every
+other cell runs); the tests hold the two together to 1e-10 in float64. Instead of recording
+a dozen small autograd nodes per step, each cell is ONE ``torch.autograd.Function``
+(:mod:`rnnlab.layers.bptt_cells`) whose backward is written out: one recurrent matmul per
+step and the weight gradients as single matmuls over all B*T rows.
+
+Masks: a (B, T) bool ``step_mask`` (``lengths`` become one) holds the state on False steps;
+outputs there are zero (``zero_output=True``, TF1/Keras default) or the previous output
+(zeros before a sequence's first valid step, as Keras starts from a zero output). Dropout:
+the input mask is applied to ``x`` by the caller (autograd differentiates that product); the
+recurrent mask ``rec_mask`` (B, H) multiplies the state entering the recurrent matmul.
+
+Not supported: double backward (a second derivative through these functions raises
+``RuntimeError``, from ``once_differentiable``); use ``implementation="reference"`` for
+Hessian-vector products. Under autocast the whole recurrence runs in the autocast dtype
+(as the reference loop's matmuls would).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .bptt_cells import GRUFunction, LSTMFunction, SimpleRNNFunction
+from .bptt_ops import DERIVATIVES
+from .cells import GRUCell, LSTMCell, LSTMState, SimpleRNNCell
+
+__all__ = ["bptt_run", "bptt_supported"]
+
+
+def bptt_supported(cell) -> bool:
+    """Whether :func:`bptt_run` computes exactly this cell (the built-in classes themselves,
+    not subclasses, which may change ``step``; activations with a written-out derivative)."""
+    if type(cell) is SimpleRNNCell:
+        return cell.activation in DERIVATIVES
+    if type(cell) in (LSTMCell, GRUCell):
+        return cell.activation in DERIVATIVES and cell.recurrent_activation in DERIVATIVES
+    return False
+
+
+def _out_mask(step_mask: Tensor | None, zero_output: bool) -> Tensor | None:
+    """(T, B, 1) multiplier of the states giving the outputs."""
+    if step_mask is None:
+        return None
+    if zero_output:
+        return step_mask
+    # previous output on a held step: the (held) state, once a valid step has been seen
+    return step_mask.cummax(0).values
+
+
+def bptt_run(
+    cell,
+    x: Tensor,
+    state,
+    step_mask: Tensor | None = None,
+    rec_mask: Tensor | None = None,
+    *,
+    zero_output: bool = True,
+):
+    """Run ``cell`` over ``x`` (B, T, I) from ``state``; returns ``(outputs (B, T, H),
+    final_state)``.
+
+    Args:
+        step_mask: (B, T) bool, False where the step is skipped (state held), or None.
+        rec_mask: recurrent-dropout mask (B, H) on the state entering the recurrent matmul.
+        zero_output: outputs of skipped steps are zero (True) or the previous output.
+    """
+    dtype = x.dtype
+    if torch.is_autocast_enabled(x.device.type):
+        dtype = torch.get_autocast_dtype(x.device.type)
+    with torch.autocast(x.device.type, enabled=False):
+        return _run(cell, x.to(dtype), state, step_mask, rec_mask, zero_output, dtype)
+
+
+def _run(cell, x, state, step_mask, rec_mask, zero_output, dtype):
+    def cast(t: Tensor | None) -> Tensor | None:
+        return None if t is None else t.to(dtype)
+
+    mask = None
+    if step_mask is not None:
+        mask = step_mask.t()[..., None].contiguous()  # (T, B, 1)
+    out_mask = cast(_out_mask(mask, zero_output))
+    rec_mask = cast(rec_mask)
+    w_ih, w_hh = cast(cell.weight_ih), cast(cell.weight_hh)
+    if isinstance(cell, LSTMCell):
+        h0, c0 = cast(state.h), cast(state.c)
+        out, h, c = LSTMFunction.apply(
+            x, w_ih, cast(cell.bias), w_hh, None, h0, c0, mask, out_mask, rec_mask,
+            cell.activation, cell.recurrent_activation,
+        )  # fmt: skip
+        return out, LSTMState(h, c)
+    h0 = cast(state)
+    if isinstance(cell, GRUCell):
+        b_ih = cast(cell.bias_ih if cell.reset_after else cell.bias)
+        out, h = GRUFunction.apply(
+            x, w_ih, b_ih, w_hh, cast(cell.bias_hh), h0, None, mask, out_mask, rec_mask,
+            cell.activation, cell.recurrent_activation, cell.reset_after,
+        )  # fmt: skip
+        return out, h
+    out, h = SimpleRNNFunction.apply(
+        x, w_ih, cast(cell.bias), w_hh, None, h0, None, mask, out_mask, rec_mask,
+        cell.activation, None,
+    )  # fmt: skip
+    return out, h
