@@ -10,11 +10,14 @@ a dozen small autograd nodes per step, each cell is ONE ``torch.autograd.Functio
 (:mod:`rnnlab.layers.bptt_cells`) whose backward is written out: one recurrent matmul per
 step and the weight gradients as single matmuls over all B*T rows.
 
+The input half ``W_ih x + b`` of all steps is one matmul under autograd (so its backward is
+one matmul over all B*T rows as well); each Function takes it time-major.
+
 Masks: a (B, T) bool ``step_mask`` (``lengths`` become one) holds the state on False steps;
 outputs there are zero (``zero_output=True``, TF1/Keras default) or the previous output
-(zeros before a sequence's first valid step, as Keras starts from a zero output). Dropout:
-the input mask is applied to ``x`` by the caller (autograd differentiates that product); the
-recurrent mask ``rec_mask`` (B, H) multiplies the state entering the recurrent matmul.
+(zeros before a sequence's first valid step, as Keras starts from a zero output). Dropout: the
+recurrent mask ``rec_mask`` (B, H), or one per gate (G, B, H), multiplies the state entering
+the recurrent matmul (``in_mask`` likewise, shared or per gate, the inputs).
 
 Not supported: double backward (a second derivative through these functions raises
 ``RuntimeError``, from ``once_differentiable``); use ``implementation="reference"`` for
@@ -25,6 +28,7 @@ Hessian-vector products. Under autocast the whole recurrence runs in the autocas
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .bptt_cells import GRUFunction, LSTMFunction, SimpleRNNFunction
@@ -61,6 +65,7 @@ def bptt_run(
     step_mask: Tensor | None = None,
     rec_mask: Tensor | None = None,
     *,
+    in_mask: Tensor | None = None,
     zero_output: bool = True,
 ):
     """Run ``cell`` over ``x`` (B, T, I) from ``state``; returns ``(outputs (B, T, H),
@@ -68,17 +73,35 @@ def bptt_run(
 
     Args:
         step_mask: (B, T) bool, False where the step is skipped (state held), or None.
-        rec_mask: recurrent-dropout mask (B, H) on the state entering the recurrent matmul.
+        rec_mask: recurrent-dropout mask on the state entering the recurrent matmul, (B, H)
+            shared by the gates or (G, B, H) one per gate.
+        in_mask: input-dropout mask, (B, I) shared or (G, B, I) one per gate (the cell's
+            ``project_inputs(x, mask)`` applies it); None when ``x`` is already masked.
         zero_output: outputs of skipped steps are zero (True) or the previous output.
     """
     dtype = x.dtype
     if torch.is_autocast_enabled(x.device.type):
         dtype = torch.get_autocast_dtype(x.device.type)
     with torch.autocast(x.device.type, enabled=False):
-        return _run(cell, x.to(dtype), state, step_mask, rec_mask, zero_output, dtype)
+        return _run(cell, x.to(dtype), state, step_mask, rec_mask, in_mask, zero_output, dtype)
 
 
-def _run(cell, x, state, step_mask, rec_mask, zero_output, dtype):
+def _project(cell, x: Tensor, in_mask: Tensor | None, dtype) -> Tensor:
+    """The input half for all steps, time-major (T, B, G*H): one matmul, under autograd."""
+    w = cell.weight_ih.to(dtype)
+    b = cell.bias_ih if isinstance(cell, GRUCell) and cell.reset_after else cell.bias
+    b = None if b is None else b.to(dtype)
+    if in_mask is not None and in_mask.dim() == 2:
+        x, in_mask = x * in_mask[:, None].to(dtype), None
+    if in_mask is None:
+        return F.linear(x.transpose(0, 1).contiguous(), w, b)
+    G = in_mask.size(0)  # per gate: gate g reads m_g ⊙ x through its rows of W_ih
+    xg = x.unsqueeze(0) * in_mask[:, :, None].to(dtype)  # (G, B, T, I)
+    xp = torch.einsum("gbti,ghi->tbgh", xg, w.view(G, -1, w.size(1))).flatten(-2)
+    return xp if b is None else xp + b
+
+
+def _run(cell, x, state, step_mask, rec_mask, in_mask, zero_output, dtype):
     def cast(t: Tensor | None) -> Tensor | None:
         return None if t is None else t.to(dtype)
 
@@ -87,24 +110,25 @@ def _run(cell, x, state, step_mask, rec_mask, zero_output, dtype):
         mask = step_mask.t()[..., None].contiguous()  # (T, B, 1)
     out_mask = cast(_out_mask(mask, zero_output))
     rec_mask = cast(rec_mask)
-    w_ih, w_hh = cast(cell.weight_ih), cast(cell.weight_hh)
+    if rec_mask is not None and rec_mask.dim() == 3 and rec_mask.size(0) == 1:
+        rec_mask = rec_mask[0]  # one gate: per gate is shared
+    xp = _project(cell, x, in_mask, dtype)
+    w_hh = cast(cell.weight_hh)
     if isinstance(cell, LSTMCell):
         h0, c0 = cast(state.h), cast(state.c)
         out, h, c = LSTMFunction.apply(
-            x, w_ih, cast(cell.bias), w_hh, None, h0, c0, mask, out_mask, rec_mask,
+            xp, w_hh, None, h0, c0, mask, out_mask, rec_mask,
             cell.activation, cell.recurrent_activation,
         )  # fmt: skip
         return out, LSTMState(h, c)
     h0 = cast(state)
     if isinstance(cell, GRUCell):
-        b_ih = cast(cell.bias_ih if cell.reset_after else cell.bias)
         out, h = GRUFunction.apply(
-            x, w_ih, b_ih, w_hh, cast(cell.bias_hh), h0, None, mask, out_mask, rec_mask,
+            xp, w_hh, cast(cell.bias_hh), h0, None, mask, out_mask, rec_mask,
             cell.activation, cell.recurrent_activation, cell.reset_after,
         )  # fmt: skip
         return out, h
     out, h = SimpleRNNFunction.apply(
-        x, w_ih, cast(cell.bias), w_hh, None, h0, None, mask, out_mask, rec_mask,
-        cell.activation, None,
-    )  # fmt: skip
+        xp, w_hh, None, h0, None, mask, out_mask, rec_mask, cell.activation, None
+    )
     return out, h

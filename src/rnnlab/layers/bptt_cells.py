@@ -1,28 +1,27 @@
 """Hand-derived backpropagation through time, one ``torch.autograd.Function`` per cell.
 
-Every function runs the whole sequence. Shapes: B batch, T time, I inputs, H hidden, G gates.
-All take the same arguments, in this order::
+Every function runs the whole sequence, time-major. Shapes: B batch, T time, H hidden, G
+gates. All take the same arguments, in this order::
 
-    x (B, T, I), weight_ih (G*H, I), bias_ih (G*H,) | None, weight_hh (G*H, H),
+    xp (T, B, G*H) the projected inputs W_ih x_t + b (any strides), weight_hh (G*H, H),
     bias_hh (G*H,) | None (GRU reset_after only), h0 (B, H), c0 (B, H) | None (LSTM only),
-    step_mask (T, B, 1) bool | None, out_mask (T, B, 1) | None, rec_mask (B, H) | None,
-    activation, recurrent_activation
+    step_mask (T, B, 1) bool | None, out_mask (T, B, 1) | None,
+    rec_mask (B, H) shared | (G, B, H) one per gate | None, activation, recurrent_activation
 
 and return ``(outputs (B, T, H), h_T[, c_T])``. ``step_mask`` False holds the state at a
 step (its gates get zero gradient); ``out_mask`` multiplies the outputs (0 where an output is
 zeroed); ``rec_mask`` is the recurrent-dropout mask on the state entering the recurrent
-matmul. Internally everything is time-major: the projected inputs ``x W_ih^T + b`` for all
-steps are one matmul into a (T, B, G*H) buffer that each step then adds its recurrent matmul
-to and overwrites, in place, with the gate activations.
+matmul (gate g's block of ``W_hh`` reads ``m_g ⊙ h``). The input half ``xp`` is one matmul
+done by the caller under autograd, so ``dW_ih = dXP^T X`` and ``db`` are single matmuls
+over all B*T rows too.
 
-Forward keeps: the gate activations (T, B, G*H), the states (T+1, B, H) (and the LSTM cell
-states (T+1, B, H); GRU ``reset_after`` also the recurrent n-block ``W_hn h + b_hn``
-(T, B, H)). Backward runs the recurrence in reverse with one (B, G*H) x (G*H, H) matmul per
-step for the state gradient (the textbook GRU needs two: its reset gate acts between its
-two recurrent matmuls), with every activation derivative that does not depend on the
-incoming gradient formed for all steps at once before the loop; the weight gradients are
-single matmuls over all B*T rows at the end (``dW_hh = dG^T H_prev``, ``dW_ih = dG^T X``,
-``db = sum dG``).
+Forward keeps: the gate activations (T, B, G*H), written in place over a copy of ``xp``, and
+the states (T+1, B, H) (the LSTM also its cell states (T+1, B, H); GRU ``reset_after`` also
+``W_hn h̃ + b_hn`` (T, B, H)). Backward runs the recurrence in reverse with one
+(B, G*H) x (G*H, H) matmul per step for the state gradient (the textbook GRU needs two: its
+reset gate acts between its two recurrent matmuls; per-gate masks need one per gate), with
+every factor that does not depend on the incoming gradient formed for all steps at once
+before the loop, and ``dW_hh = dG^T H_prev`` as one matmul over all B*T rows at the end.
 
 Double backward is not supported (``once_differentiable``: a second derivative raises).
 """
@@ -33,7 +32,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .bptt_ops import act_, act_grad, act_into, input_grads, project, time_major_grad
+from .bptt_ops import act_, act_grad, act_into, time_major_grad
 from .bptt_ops import write_outputs as _write_outputs
 
 
@@ -46,29 +45,87 @@ def _step_views(t: Tensor | None, T: int) -> list:
     return [None] * T if t is None else list(t.unbind(0))
 
 
+class _RecMask:
+    """The recurrent-dropout mask ``m``: None, shared (B, H), or one per gate (G, B, H).
+
+    Gate ``g`` is the ``g``-th block of H rows of ``W_hh``; its recurrent input is ``m_g ⊙ h``.
+    """
+
+    def __init__(self, mask: Tensor | None):
+        self.m = mask
+        self.per_gate = mask is not None and mask.dim() == 3
+        self.buf = None if mask is None else torch.empty_like(mask)
+
+    def of(self, g: int) -> Tensor | None:
+        return self.m[g] if self.per_gate else self.m
+
+    def masked(self, h: Tensor) -> Tensor:
+        """This step's recurrent input(s): ``h``, ``m ⊙ h`` (B, H) or (G, B, H)."""
+        return h if self.m is None else torch.mul(h, self.m, out=self.buf)
+
+    def gate(self, hin: Tensor, g: int) -> Tensor:
+        return hin[g] if self.per_gate else hin
+
+    def addmm_(self, out: Tensor, hin: Tensor, w_t: Tensor, g0: int = 0) -> Tensor:
+        """``out`` (B, k*H) += the recurrent matmul of gates g0 .. g0+k-1 (``w_t`` (H, k*H))."""
+        if not self.per_gate:
+            return out.addmm_(hin, w_t)
+        H = hin.size(-1)
+        for j in range(out.size(1) // H):
+            out[:, j * H : (j + 1) * H].addmm_(hin[g0 + j], w_t[:, j * H : (j + 1) * H])
+        return out
+
+    def back(self, dg: Tensor, w: Tensor, out: Tensor, tmp: Tensor, g0: int = 0) -> Tensor:
+        """``out = Σ_g (dG_g W_g) ⊙ m_g`` over gates g0 .. (``dg`` (B, k*H), ``w`` (k*H, H))."""
+        if not self.per_gate:
+            torch.mm(dg, w, out=out)
+            return out if self.m is None else out.mul_(self.m)
+        H = out.size(1)
+        torch.mm(dg[:, :H], w[:H], out=out).mul_(self.m[g0])
+        for j in range(1, dg.size(1) // H):
+            block = slice(j * H, (j + 1) * H)
+            out.addcmul_(torch.mm(dg[:, block], w[block], out=tmp), self.m[g0 + j])
+        return out
+
+    def inputs(self, hs: Tensor, g: int) -> Tensor:
+        """(T, B, H) states -> what entered gate g's recurrent matmul at every step."""
+        m = self.of(g)
+        return hs if m is None else hs * m
+
+    def weight_grad(self, dg: Tensor, hs: Tensor, out: Tensor, g0: int = 0) -> Tensor:
+        """``out`` (k*H, H) = dG^T (m ⊙ H_prev) over all B*T rows (``dg`` (T*B, k*H))."""
+        H = hs.size(-1)
+        if not self.per_gate:
+            return torch.mm(dg.t(), self.inputs(hs, 0).reshape(-1, H), out=out)
+        for j in range(dg.size(1) // H):
+            block = slice(j * H, (j + 1) * H)
+            torch.mm(dg[:, block].t(), self.inputs(hs, g0 + j).reshape(-1, H), out=out[block])
+        return out
+
+
 class _StateGrad:
     """The state-gradient recurrence shared by every backward pass:
 
-        dh_{t-1} = (dG_t W_hh) ⊙ m  +  dh_t ⊙ carry_t  +  dy_{t-1}
+        dh_{t-1} = Σ_g (dG_{t,g} W_g) ⊙ m_g  +  dh_t ⊙ carry_t  +  dy_{t-1}
 
-    ``carry_t`` is what passes straight back to h_{t-1} (the GRU's z; 1 on held steps,
-    0 elsewhere, for the other cells). Two (B, H) buffers swap roles each step, and when
-    nothing is masked the whole update is one ``addmm``.
+    ``carry_t`` is what passes straight back to h_{t-1} (the GRU's z; 1 on held steps and 0
+    elsewhere for the other cells). Two (B, H) buffers swap roles each step; when nothing is
+    masked the whole update is one ``addmm``.
     """
 
-    def __init__(self, grad_h: Tensor | None, like: Tensor, dy: list, rec_mask, carry: list):
+    def __init__(self, grad_h, like: Tensor, dy: list, rec: _RecMask, carry: list):
         self.dh = _start(grad_h, like)
         if dy[-1] is not None:
             self.dh.add_(dy[-1])
-        self.nxt = torch.empty_like(self.dh)
-        self.dy, self.rec_mask, self.carry = dy, rec_mask, carry
+        self.nxt, self.tmp = torch.empty_like(self.dh), torch.empty_like(self.dh)
+        self.dy, self.rec, self.carry = dy, rec, carry
 
     def back(self, t: int, dg_t: Tensor, w_hh: Tensor, extra=None) -> None:
-        """Replace ``self.dh`` (the gradient of h_t) by that of h_{t-1}; ``extra = (u, v)``
-        adds ``u ⊙ v`` to the gradient of the masked state before the mask."""
+        """Replace ``self.dh`` (the gradient of h_t) by that of h_{t-1}. ``extra = (u, v, g)``
+        adds ``u ⊙ v`` to the gradient of gate g's recurrent input ``m_g ⊙ h``."""
         dy = self.dy[t - 1] if t > 0 else None
-        dh, nxt, carry = self.dh, self.nxt, self.carry[t]
-        if self.rec_mask is None:  # one or two ops: dy + dh ⊙ carry + dG W_hh
+        dh, nxt, carry, rec = self.dh, self.nxt, self.carry[t], self.rec
+        if rec.m is None:  # one or two ops: dy + dh ⊙ carry + dG W_hh
             if carry is None:
                 if dy is None:
                     torch.mm(dg_t, w_hh, out=nxt)
@@ -81,12 +138,12 @@ class _StateGrad:
                     torch.addcmul(dy, dh, carry, out=nxt)
                 nxt.addmm_(dg_t, w_hh)
             if extra is not None:
-                nxt.addcmul_(*extra)
+                nxt.addcmul_(extra[0], extra[1])
         else:
-            torch.mm(dg_t, w_hh, out=nxt)
+            rec.back(dg_t, w_hh, nxt, self.tmp)
             if extra is not None:
-                nxt.addcmul_(*extra)
-            nxt.mul_(self.rec_mask)
+                u, v, g = extra
+                nxt.addcmul_(torch.mul(u, v, out=self.tmp), rec.of(g))
             if carry is not None:
                 nxt.addcmul_(dh, carry)
             if dy is not None:
@@ -95,35 +152,32 @@ class _StateGrad:
 
 
 class SimpleRNNFunction(torch.autograd.Function):
-    r"""Elman recurrence ``h_t = act(W_ih x_t + b + W_hh (m ⊙ h_{t-1}))`` over all T steps.
+    r"""Elman recurrence ``h_t = act(xp_t + W_hh (m ⊙ h_{t-1}))`` over all T steps.
 
     Backward: ``da_t = dh_t ⊙ act'(h_t)``, ``dh_{t-1} = (da_t W_hh) ⊙ m``.
     """
 
     @staticmethod
-    def forward(ctx, x, w_ih, b_ih, w_hh, b_hh, h0, c0, step_mask, out_mask, rec_mask, act, _):
+    def forward(ctx, xp, w_hh, b_hh, h0, c0, step_mask, out_mask, rec_mask, act, _):
         ctx.set_materialize_grads(False)
-        T = x.size(1)
-        hs = x.new_empty(T + 1, *h0.shape)
+        T = xp.size(0)
+        hs = xp.new_empty(T + 1, *h0.shape)
         hs[0] = h0
-        project(x.transpose(0, 1), w_ih, b_ih, out=hs[1:])
-        w_t = w_hh.t()
-        hin = torch.empty_like(h0) if rec_mask is not None else None
-        steps, masks = hs.unbind(0), _step_views(step_mask, T)
+        w_t, rec = w_hh.t(), _RecMask(rec_mask)
+        h_t, xp_t, masks = hs.unbind(0), xp.unbind(0), _step_views(step_mask, T)
         for t in range(T):
-            h = steps[t] if hin is None else torch.mul(steps[t], rec_mask, out=hin)
-            new = act_(act, steps[t + 1].addmm_(h, w_t))
+            new = act_(act, torch.addmm(xp_t[t], rec.masked(h_t[t]), w_t, out=h_t[t + 1]))
             if masks[t] is not None:
-                torch.where(masks[t], new, steps[t], out=new)
-        ctx.save_for_backward(x, w_ih, w_hh, hs, step_mask, out_mask, rec_mask)
+                torch.where(masks[t], new, h_t[t], out=new)
+        ctx.save_for_backward(w_hh, hs, step_mask, out_mask, rec_mask)
         ctx.act = act
         return _write_outputs(hs[1:], out_mask), hs[T].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, grad_h):
-        x, w_ih, w_hh, hs, step_mask, out_mask, rec_mask = ctx.saved_tensors
-        T = hs.size(0) - 1
+        w_hh, hs, step_mask, out_mask, rec_mask = ctx.saved_tensors
+        T, rec = hs.size(0) - 1, _RecMask(rec_mask)
         dy = _step_views(time_major_grad(grad_out, out_mask), T)
         d = act_grad(ctx.act, hs[1:])  # (T, B, H)
         carry = [None] * T
@@ -131,18 +185,16 @@ class SimpleRNNFunction(torch.autograd.Function):
             d.mul_(step_mask)
             carry = _step_views((~step_mask).to(d.dtype), T)
         da = torch.empty_like(d)
-        grad = _StateGrad(grad_h, hs[0], dy, rec_mask, carry)
+        grad = _StateGrad(grad_h, hs[0], dy, rec, carry)
         d_t, da_t = d.unbind(0), da.unbind(0)
         for t in range(T - 1, -1, -1):
             torch.mul(grad.dh, d_t[t], out=da_t[t])
             grad.back(t, da_t[t], w_hh)
-        dx, dw_ih, db = input_grads(ctx, da, x, w_ih, 2)
         dw_hh = None
-        if ctx.needs_input_grad[3]:
-            hin = hs[:T] if rec_mask is None else hs[:T] * rec_mask
-            dw_hh = torch.mm(da.view(-1, da.size(-1)).t(), hin.reshape(-1, hin.size(-1)))
-        dh0 = grad.dh if ctx.needs_input_grad[5] else None
-        return dx, dw_ih, db, dw_hh, None, dh0, None, None, None, None, None, None
+        if ctx.needs_input_grad[1]:
+            dw_hh = rec.weight_grad(da.view(-1, da.size(-1)), hs[:T], torch.empty_like(w_hh))
+        dh0 = grad.dh if ctx.needs_input_grad[3] else None
+        return da, dw_hh, None, dh0, None, None, None, None, None, None
 
 
 class LSTMFunction(torch.autograd.Function):
@@ -153,28 +205,29 @@ class LSTMFunction(torch.autograd.Function):
         dc_t  += dh_t ⊙ o_t ⊙ act'(τ_t)          (dc_t arrives from step t+1 as dc ⊙ f)
         di, df, dg, do = dc_t ⊙ g ⊙ σ'(i), dc_t ⊙ c_{t-1} ⊙ σ'(f), dc_t ⊙ i ⊙ act'(g),
                          dh_t ⊙ τ_t ⊙ σ'(o)
-        dh_{t-1} = ([di df dg do] W_hh) ⊙ m,   dc_{t-1} = dc_t ⊙ f
+        dh_{t-1} = Σ_gates ([di df dg do] W_hh) ⊙ m,   dc_{t-1} = dc_t ⊙ f
     """
 
     @staticmethod
-    def forward(ctx, x, w_ih, b_ih, w_hh, b_hh, h0, c0, step_mask, out_mask, rec_mask, act, rec):
+    def forward(ctx, xp, w_hh, b_hh, h0, c0, step_mask, out_mask, rec_mask, act, rec_act):
         ctx.set_materialize_grads(False)
-        T, (B, H) = x.size(1), h0.shape
-        a = project(x.transpose(0, 1), w_ih, b_ih)  # (T, B, 4H): pre-activations, then gates
-        hs = x.new_empty(T + 1, B, H)
-        cs = x.new_empty(T + 1, B, H)
+        T, (B, H) = xp.size(0), h0.shape
+        a = xp.new_empty(T, B, 4 * H)  # the gates' pre-activations, then (in place) the gates
+        hs, cs = xp.new_empty(T + 1, B, H), xp.new_empty(T + 1, B, H)
         hs[0], cs[0] = h0, c0
-        w_t = w_hh.t()
-        hin = torch.empty_like(h0) if rec_mask is not None else None
-        tau = torch.empty_like(h0)
-        h_new, c_new = torch.empty_like(h0), torch.empty_like(h0)
-        a_t, h_t, c_t, masks = a.unbind(0), hs.unbind(0), cs.unbind(0), _step_views(step_mask, T)
+        w_t, rec = w_hh.t(), _RecMask(rec_mask)
+        tau, h_new, c_new = torch.empty_like(h0), torch.empty_like(h0), torch.empty_like(h0)
+        a_t, xp_t, h_t, c_t = a.unbind(0), xp.unbind(0), hs.unbind(0), cs.unbind(0)
+        masks = _step_views(step_mask, T)
         for t in range(T):
-            h = h_t[t] if hin is None else torch.mul(h_t[t], rec_mask, out=hin)
-            g4 = a_t[t].addmm_(h, w_t)
-            act_(rec, g4[:, : 2 * H])
+            hin = rec.masked(h_t[t])
+            if rec.per_gate:
+                g4 = rec.addmm_(a_t[t].copy_(xp_t[t]), hin, w_t)
+            else:
+                g4 = torch.addmm(xp_t[t], hin, w_t, out=a_t[t])
+            act_(rec_act, g4[:, : 2 * H])
             act_(act, g4[:, 2 * H : 3 * H])
-            act_(rec, g4[:, 3 * H :])
+            act_(rec_act, g4[:, 3 * H :])
             i, f, g, o = g4.split(H, 1)
             m = masks[t]
             c_dst = c_t[t + 1] if m is None else c_new
@@ -184,15 +237,15 @@ class LSTMFunction(torch.autograd.Function):
             if m is not None:
                 torch.where(m, c_new, c_t[t], out=c_t[t + 1])
                 torch.where(m, h_new, h_t[t], out=h_t[t + 1])
-        ctx.save_for_backward(x, w_ih, w_hh, a, hs, cs, step_mask, out_mask, rec_mask)
-        ctx.act, ctx.rec = act, rec
+        ctx.save_for_backward(w_hh, a, hs, cs, step_mask, out_mask, rec_mask)
+        ctx.act, ctx.rec_act = act, rec_act
         return _write_outputs(hs[1:], out_mask), hs[T].clone(), cs[T].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, grad_h, grad_c):
-        x, w_ih, w_hh, a, hs, cs, step_mask, out_mask, rec_mask = ctx.saved_tensors
-        act, rec = ctx.act, ctx.rec
+        w_hh, a, hs, cs, step_mask, out_mask, rec_mask = ctx.saved_tensors
+        act, rec_act, rec = ctx.act, ctx.rec_act, _RecMask(rec_mask)
         T, B, H = hs.size(0) - 1, hs.size(1), hs.size(2)
         i, f, g, o = a.view(T, B, 4, H).unbind(2)
         dy = _step_views(time_major_grad(grad_out, out_mask), T)
@@ -201,9 +254,9 @@ class LSTMFunction(torch.autograd.Function):
         pre = torch.empty(T, B, 4, H, dtype=a.dtype, device=a.device)
         tau = act_into(act, cs[1:], pre[:, :, 3])
         p_c = act_grad(act, tau).mul_(o)
-        tau.mul_(act_grad(rec, o))
-        torch.mul(g, act_grad(rec, i), out=pre[:, :, 0])
-        torch.mul(cs[:T], act_grad(rec, f), out=pre[:, :, 1])
+        tau.mul_(act_grad(rec_act, o))
+        torch.mul(g, act_grad(rec_act, i), out=pre[:, :, 0])
+        torch.mul(cs[:T], act_grad(rec_act, f), out=pre[:, :, 1])
         torch.mul(i, act_grad(act, g), out=pre[:, :, 2])
         f_c, carry = f, [None] * T
         if step_mask is not None:  # held steps: no gate gradient, dh and dc pass through
@@ -212,7 +265,7 @@ class LSTMFunction(torch.autograd.Function):
             f_c = torch.where(step_mask, f, torch.ones((), dtype=a.dtype))
             carry = _step_views((~step_mask).to(a.dtype), T)
         dg = torch.empty(T, B, 4, H, dtype=a.dtype, device=a.device)
-        grad = _StateGrad(grad_h, hs[0], dy, rec_mask, carry)
+        grad = _StateGrad(grad_h, hs[0], dy, rec, carry)
         dc = _start(grad_c, cs[0])
         pre_t, p_c_t, f_t, dg_t = pre.unbind(0), p_c.unbind(0), f_c.unbind(0), dg.unbind(0)
         for t in range(T - 1, -1, -1):
@@ -223,14 +276,12 @@ class LSTMFunction(torch.autograd.Function):
             dc.mul_(f_t[t])
             grad.back(t, dgt.view(B, 4 * H), w_hh)
         dg = dg.view(T, B, 4 * H)
-        dx, dw_ih, db = input_grads(ctx, dg, x, w_ih, 2)
         dw_hh = None
-        if ctx.needs_input_grad[3]:
-            hin = hs[:T] if rec_mask is None else hs[:T] * rec_mask
-            dw_hh = torch.mm(dg.view(T * B, 4 * H).t(), hin.reshape(T * B, H))
-        dh0 = grad.dh if ctx.needs_input_grad[5] else None
-        dc0 = dc if ctx.needs_input_grad[6] else None
-        return dx, dw_ih, db, dw_hh, None, dh0, dc0, None, None, None, None, None
+        if ctx.needs_input_grad[1]:
+            dw_hh = rec.weight_grad(dg.view(T * B, 4 * H), hs[:T], torch.empty_like(w_hh))
+        dh0 = grad.dh if ctx.needs_input_grad[3] else None
+        dc0 = dc if ctx.needs_input_grad[4] else None
+        return dg, dw_hh, None, dh0, dc0, None, None, None, None, None
 
 
 class GRUFunction(torch.autograd.Function):
@@ -238,70 +289,72 @@ class GRUFunction(torch.autograd.Function):
     ``reset_after``); see :class:`rnnlab.layers.cells.GRUCell`.
 
     Backward, with ``dh_t`` the state gradient plus the output gradient
-    (``h_t = n + z ⊙ (h_{t-1} - n)``)::
+    (``h_t = n + z ⊙ (h_{t-1} - n)``, ``h̃_g = m_g ⊙ h_{t-1}``)::
 
         dz = dh ⊙ (h_{t-1} - n) ⊙ σ'(z),   dn = dh ⊙ (1 - z) ⊙ act'(n)
-        reset_after:  dr = dn ⊙ (W_hn h̃ + b_hn) ⊙ σ'(r);   d(W_hn h̃) = dn ⊙ r
-                      dh_{t-1} = dh ⊙ z + ([dr dz d(W_hn h̃)] W_hh) ⊙ m
-        textbook:     d(r ⊙ h̃) = dn W_hn;   dr = d(r ⊙ h̃) ⊙ h̃ ⊙ σ'(r)
-                      dh_{t-1} = dh ⊙ z + ([dr dz] W_hrz + d(r ⊙ h̃) ⊙ r) ⊙ m
+        reset_after:  dr = dn ⊙ (W_hn h̃_n + b_hn) ⊙ σ'(r);   d(W_hn h̃_n) = dn ⊙ r
+                      dh_{t-1} = dh ⊙ z + Σ_gates ([dr dz d(W_hn h̃_n)] W_hh) ⊙ m
+        textbook:     d(r ⊙ h̃_n) = dn W_hn;   dr = d(r ⊙ h̃_n) ⊙ h̃_n ⊙ σ'(r)
+                      dh_{t-1} = dh ⊙ z + Σ_{r,z} ([dr dz] W_hrz) ⊙ m + d(r ⊙ h̃_n) ⊙ r ⊙ m_n
     """
 
     @staticmethod
-    def forward(ctx, x, w_ih, b_ih, w_hh, b_hh, h0, c0, step_mask, out_mask, rec_mask, act, rec,
+    def forward(ctx, xp, w_hh, b_hh, h0, c0, step_mask, out_mask, rec_mask, act, rec_act,
                 reset_after=True):  # fmt: skip
         ctx.set_materialize_grads(False)
-        T, (B, H) = x.size(1), h0.shape
-        a = project(x.transpose(0, 1), w_ih, b_ih)  # (T, B, 3H): pre-activations, then gates
-        if b_hh is not None:
-            a[:, :, : 2 * H] += b_hh[: 2 * H]
+        T, (B, H) = xp.size(0), h0.shape
+        a = xp.new_empty(T, B, 3 * H)  # the gates' pre-activations, then (in place) the gates
+        if b_hh is None:
+            a.copy_(xp)
+        else:  # reset_after: b_hr and b_hz join the input side; b_hn stays inside r ⊙ (.)
+            torch.add(xp, torch.cat([b_hh[: 2 * H], b_hh.new_zeros(H)]), out=a)
         b_n = b_hh[2 * H :] if b_hh is not None else None
-        hs = x.new_empty(T + 1, B, H)
+        hs = xp.new_empty(T + 1, B, H)
         hs[0] = h0
         # reset_after: W_hn h̃ + b_hn for every step; textbook: a (B, H) buffer for r ⊙ h̃
-        hn = x.new_empty(T, B, H) if reset_after else torch.empty_like(h0)
+        hn = xp.new_empty(T, B, H) if reset_after else torch.empty_like(h0)
         w_rz_t, w_n_t = w_hh[: 2 * H].t(), w_hh[2 * H :].t()
-        hin = torch.empty_like(h0) if rec_mask is not None else None
+        rec = _RecMask(rec_mask)
         diff, h_new = torch.empty_like(h0), torch.empty_like(h0)
         a_t, h_t, masks = a.unbind(0), hs.unbind(0), _step_views(step_mask, T)
         hn_t = hn.unbind(0) if reset_after else None
         for t in range(T):
-            h = h_t[t] if hin is None else torch.mul(h_t[t], rec_mask, out=hin)
+            hin = rec.masked(h_t[t])
             at = a_t[t]
-            r, z = act_(rec, at[:, : 2 * H].addmm_(h, w_rz_t)).split(H, 1)
-            n = at[:, 2 * H :]
+            r, z = act_(rec_act, rec.addmm_(at[:, : 2 * H], hin, w_rz_t)).split(H, 1)
+            n, h_n = at[:, 2 * H :], rec.gate(hin, 2)
             if reset_after:
                 if b_n is None:
-                    torch.mm(h, w_n_t, out=hn_t[t])
+                    torch.mm(h_n, w_n_t, out=hn_t[t])
                 else:
-                    torch.addmm(b_n, h, w_n_t, out=hn_t[t])
+                    torch.addmm(b_n, h_n, w_n_t, out=hn_t[t])
                 n.addcmul_(r, hn_t[t])
             else:
-                n.addmm_(torch.mul(r, h, out=hn), w_n_t)
+                n.addmm_(torch.mul(r, h_n, out=hn), w_n_t)
             act_(act, n)
             m = masks[t]
-            torch.addcmul(
-                n, z, torch.sub(h_t[t], n, out=diff), out=h_t[t + 1] if m is None else h_new
-            )
+            dst = h_t[t + 1] if m is None else h_new
+            torch.addcmul(n, z, torch.sub(h_t[t], n, out=diff), out=dst)
             if m is not None:
                 torch.where(m, h_new, h_t[t], out=h_t[t + 1])
         saved_hn = hn if reset_after else None
-        ctx.save_for_backward(x, w_ih, w_hh, a, hs, saved_hn, step_mask, out_mask, rec_mask)
-        ctx.act, ctx.rec, ctx.reset_after = act, rec, reset_after
+        ctx.save_for_backward(w_hh, a, hs, saved_hn, step_mask, out_mask, rec_mask)
+        ctx.act, ctx.rec_act, ctx.reset_after = act, rec_act, reset_after
         return _write_outputs(hs[1:], out_mask), hs[T].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, grad_h):
-        x, w_ih, w_hh, a, hs, hn, step_mask, out_mask, rec_mask = ctx.saved_tensors
-        act, rec, reset_after = ctx.act, ctx.rec, ctx.reset_after
+        w_hh, a, hs, hn, step_mask, out_mask, rec_mask = ctx.saved_tensors
+        act, rec_act, reset_after = ctx.act, ctx.rec_act, ctx.reset_after
+        rec = _RecMask(rec_mask)
         T, B, H = hs.size(0) - 1, hs.size(1), hs.size(2)
         r, z, n = a.view(T, B, 3, H).unbind(2)
         dy = _step_views(time_major_grad(grad_out, out_mask), T)
-        hin = hs[:T] if rec_mask is None else hs[:T] * rec_mask
-        p_z = (hs[:T] - n).mul_(act_grad(rec, z))  # dz_pre = dh ⊙ p_z
+        p_z = (hs[:T] - n).mul_(act_grad(rec_act, z))  # dz_pre = dh ⊙ p_z
         p_n = (1.0 - z).mul_(act_grad(act, n))  # dn_pre = dh ⊙ p_n
-        p_r = (hn if reset_after else hin) * act_grad(rec, r)
+        hin_n = None if reset_after else rec.inputs(hs[:T], 2)  # h̃_n, textbook only
+        p_r = (hn if reset_after else hin_n) * act_grad(rec_act, r)
         z_c = z
         if step_mask is not None:  # held steps: no gate gradient, dh passes through
             p_z.mul_(step_mask)
@@ -311,7 +364,7 @@ class GRUFunction(torch.autograd.Function):
         dn = torch.empty(T, B, H, dtype=a.dtype, device=a.device) if reset_after else None
         drh = torch.empty_like(hs[0])
         w_rz, w_n = w_hh[: 2 * H], w_hh[2 * H :]
-        grad = _StateGrad(grad_h, hs[0], dy, rec_mask, _step_views(z_c, T))
+        grad = _StateGrad(grad_h, hs[0], dy, rec, _step_views(z_c, T))
         dg_t, pz_t, pn_t, pr_t, r_t = (v.unbind(0) for v in (dg, p_z, p_n, p_r, r))
         dn_t = dn.unbind(0) if reset_after else None
         for t in range(T - 1, -1, -1):
@@ -326,21 +379,20 @@ class GRUFunction(torch.autograd.Function):
                 torch.mul(dh, pn_t[t], out=dgt[:, 2])
                 torch.mm(dgt[:, 2], w_n, out=drh)
                 torch.mul(drh, pr_t[t], out=dgt[:, 0])
-                grad.back(t, dgt[:, :2].reshape(B, 2 * H), w_rz, extra=(drh, r_t[t]))
+                grad.back(t, dgt[:, :2].reshape(B, 2 * H), w_rz, extra=(drh, r_t[t], 2))
         flat = dg.view(T * B, 3 * H)
         dw_hh = db_hh = None
-        if ctx.needs_input_grad[3]:
+        if ctx.needs_input_grad[1]:
             dw_hh = torch.empty_like(w_hh)
-            hin2 = hin.reshape(T * B, H)
             if reset_after:
-                torch.mm(flat.t(), hin2, out=dw_hh)
+                rec.weight_grad(flat, hs[:T], dw_hh)
             else:
-                torch.mm(flat[:, : 2 * H].t(), hin2, out=dw_hh[: 2 * H])
-                torch.mm(flat[:, 2 * H :].t(), (r * hin).reshape(T * B, H), out=dw_hh[2 * H :])
-        if ctx.needs_input_grad[4]:
+                rec.weight_grad(flat[:, : 2 * H], hs[:T], dw_hh[: 2 * H])
+                rh = (r * hin_n).reshape(T * B, H)
+                torch.mm(flat[:, 2 * H :].t(), rh, out=dw_hh[2 * H :])
+        if ctx.needs_input_grad[2]:
             db_hh = flat.sum(0)
         if reset_after:
             dg[:, :, 2] = dn  # now the gradient of the projected inputs [dr, dz, dn]
-        dx, dw_ih, db = input_grads(ctx, dg.view(T, B, 3 * H), x, w_ih, 2)
-        dh0 = grad.dh if ctx.needs_input_grad[5] else None
-        return dx, dw_ih, db, dw_hh, db_hh, dh0, None, None, None, None, None, None, None
+        dh0 = grad.dh if ctx.needs_input_grad[3] else None
+        return dg.view(T, B, 3 * H), dw_hh, db_hh, dh0, None, None, None, None, None, None, None

@@ -1,5 +1,5 @@
-"""Pieces the hand-derived BPTT functions share: activations in place, their derivatives
-written out from the activation's OUTPUT, and the input-side gradients.
+"""Pieces the hand-derived BPTT functions share: activations in place, and their
+derivatives written out from the activation's OUTPUT.
 
 An activation's derivative is computed from its output ``y``, so the forward pass keeps
 only the activations (no pre-activations):
@@ -64,39 +64,6 @@ def act_grad(name: str, y: Tensor) -> Tensor:
     if name == "linear":
         return torch.ones_like(y)
     raise ValueError(f"no hand-written derivative for activation {name!r}")
-
-
-def project(x_tm: Tensor, weight: Tensor, bias: Tensor | None, out: Tensor | None = None):
-    """The input half of every step at once: (T, B, I) -> (T, B, G*H), one matmul (into
-    ``out``, a contiguous (T, B, G*H) tensor, when given)."""
-    T, B, _ = x_tm.shape
-    flat = x_tm.reshape(T * B, -1)
-    if out is None:
-        out = x_tm.new_empty(T, B, weight.size(0))
-    if bias is None:
-        torch.mm(flat, weight.t(), out=out.view(T * B, -1))
-    else:
-        torch.addmm(bias, flat, weight.t(), out=out.view(T * B, -1))
-    return out
-
-
-def input_grads(ctx, d_pre: Tensor, x: Tensor, weight_ih: Tensor, bias_index: int):
-    """Gradients of ``x`` (B, T, I), ``weight_ih`` and the input bias from the gradient of
-    the projected inputs ``d_pre`` (T, B, G*H): one matmul over all B*T rows each.
-
-    ``ctx.needs_input_grad`` is indexed with 0 for ``x``, 1 for ``weight_ih`` and
-    ``bias_index`` for the bias.
-    """
-    T, B, GH = d_pre.shape
-    flat = d_pre.view(T * B, GH)
-    dx = dw = db = None
-    if ctx.needs_input_grad[0]:
-        dx = torch.mm(flat, weight_ih).view(T, B, -1).transpose(0, 1)
-    if ctx.needs_input_grad[1]:
-        dw = torch.mm(flat.t(), x.transpose(0, 1).reshape(T * B, -1))
-    if ctx.needs_input_grad[bias_index]:
-        db = flat.sum(0)
-    return dx, dw, db
 
 
 def time_major_grad(grad_out: Tensor | None, out_mask: Tensor | None) -> Tensor | None:
