@@ -27,10 +27,13 @@ def random_config(seed: int) -> dict:
         act=rng.choice(ACTS) if rng.random() < 0.5 else "tanh",
         rec=rng.choice(ACTS) if rng.random() < 0.5 else "sigmoid",
         use_bias=rng.random() < 0.8,
-        lengths=rng.random() < 0.5,
+        masking=rng.choice(["none", "lengths", "mask"]),  # lengths include 0; masks holes
+        zero_output_for_mask=rng.random() < 0.5,
         go_backwards=rng.random() < 0.3,
+        go_backwards_layout=rng.choice(["prefix", "keras"]),
         dropout=rng.choice([0.0, 0.0, 0.3]),
         recurrent_dropout=rng.choice([0.0, 0.4]),
+        dropout_per_gate=rng.random() < 0.4,
         stateful=rng.random() < 0.25,
     )
     return cfg
@@ -42,8 +45,11 @@ def build(cfg: dict, implementation: str):
         return_sequences=True,
         return_state=True,
         go_backwards=cfg["go_backwards"],
+        go_backwards_layout=cfg.get("go_backwards_layout", "prefix"),
         dropout=cfg["dropout"],
         recurrent_dropout=cfg["recurrent_dropout"],
+        dropout_per_gate=cfg.get("dropout_per_gate", False),
+        zero_output_for_mask=cfg.get("zero_output_for_mask", True),
         stateful=cfg["stateful"],
         implementation=implementation,
         use_bias=cfg["use_bias"],
@@ -71,11 +77,11 @@ def random_state(layer, B: int, dtype=torch.float64):
     return LSTMState(*parts) if isinstance(layer.cell, LSTMCell) else parts[0]
 
 
-def run_and_grad(layer, x, lengths, state, seed: int, weights):
+def run_and_grad(layer, x, lengths, state, seed: int, weights, mask=None):
     """Outputs, final state, and the gradients of a random loss of both w.r.t. the input,
     the initial state and every parameter. ``seed`` fixes the dropout masks."""
     torch.manual_seed(seed)
-    out, final = layer(x, lengths, initial_state=state)
+    out, final = layer(x, lengths, initial_state=state, mask=mask)
     w_out, w_state = weights
     loss = (out * w_out).sum() + sum(
         (s * w).sum() for s, w in zip(flat(final), w_state[: len(flat(final))], strict=True)
@@ -84,11 +90,11 @@ def run_and_grad(layer, x, lengths, state, seed: int, weights):
     return [out, *flat(final)], torch.autograd.grad(loss, inputs)
 
 
-@pytest.mark.parametrize("seed", range(48))
+@pytest.mark.parametrize("seed", range(64))
 def test_explicit_equals_reference_loop_float64(seed):
     cfg = random_config(seed)
     ref, ours = build(cfg, "reference"), build(cfg, "explicit")
-    assert bptt_supported(ours.cell)
+    assert bptt_supported(ours.cell) and ours._hand_derived()
     with torch.no_grad():  # away from the Keras init so that every gate and weight matters
         for p in ref.parameters():
             p.uniform_(-0.8, 0.8)
@@ -97,13 +103,16 @@ def test_explicit_equals_reference_loop_float64(seed):
     chunks = 2 if cfg["stateful"] else 1
     for chunk in range(chunks):  # stateful: the second chunk starts from the carried state
         x = torch.randn(B, T, cfg["I"], dtype=torch.float64, requires_grad=True)
-        lengths = torch.randint(1, T + 1, (B,)) if cfg["lengths"] else None
+        lengths = torch.randint(0, T + 1, (B,)) if cfg["masking"] == "lengths" else None
+        mask = torch.rand(B, T) < 0.6 if cfg["masking"] == "mask" else None
+        if mask is not None:
+            mask[0] = False  # an empty row
         state = None if cfg["stateful"] else random_state(ref, B)
         n_state = len(flat(ref.cell.initial_state(B)))
         weights = (torch.randn(B, T, H, dtype=torch.float64),
                    [torch.randn(B, H, dtype=torch.float64) for _ in range(n_state)])  # fmt: skip
-        vals_ref, grads_ref = run_and_grad(ref, x, lengths, state, seed + chunk, weights)
-        vals, grads = run_and_grad(ours, x, lengths, state, seed + chunk, weights)
+        vals_ref, grads_ref = run_and_grad(ref, x, lengths, state, seed + chunk, weights, mask)
+        vals, grads = run_and_grad(ours, x, lengths, state, seed + chunk, weights, mask)
         # relu / linear recurrences can grow large: 1e-10 absolute or relative
         for a, b in zip([*vals, *grads], [*vals_ref, *grads_ref], strict=True):
             torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
@@ -186,13 +195,15 @@ class _Run(torch.nn.Module):
         return bptt_run(self.cell, x, state, mask, rec_mask)
 
 
+@pytest.mark.parametrize("per_gate", [False, True])
 @pytest.mark.parametrize("name", list(CELLS))
-def test_gradcheck_on_tiny_shapes(name):
+def test_gradcheck_on_tiny_shapes(name, per_gate):
     torch.manual_seed(1)
     run = _Run(CELLS[name]().double())
     is_lstm = isinstance(run.cell, LSTMCell)
     mask = torch.tensor([[True, True, False], [False, True, True]])
-    rec_mask = torch.tensor([[2.0, 0.0, 2.0, 2.0], [0.0, 2.0, 2.0, 2.0]], dtype=torch.float64)
+    lead = (run.cell.gates,) if per_gate else ()  # recurrent dropout shared or per gate
+    rec_mask = (torch.rand(*lead, 2, 4) < 0.7).double() / 0.7
     x = torch.randn(2, 3, 3, dtype=torch.float64, requires_grad=True)
     h = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
     c = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
