@@ -200,7 +200,14 @@ def test_per_gate_masks_structure_statistics_and_seed():
 
 
 def test_per_gate_mask_is_constant_over_time_in_the_loop():
-    layer = GRU(I, H, recurrent_dropout=0.5, dropout_per_gate=True, return_sequences=True)
+    layer = GRU(
+        I,
+        H,
+        recurrent_dropout=0.5,
+        dropout_per_gate=True,
+        return_sequences=True,
+        implementation="reference",
+    )  # the loop that calls cell.step
     seen = []
     step = layer.cell.step
 
