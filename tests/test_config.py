@@ -60,7 +60,7 @@ def test_overrides_are_coerced_from_field_types_and_leave_the_original_alone():
         ("--lr=abc", "`train.lr` expects float, got 'abc'"),
         ("--epochs=2.5", "`train.epochs` expects int, got '2.5'"),
         ("--deterministic=maybe", "`train.deterministic` expects bool"),
-        ("--dropout=1.5", "`model.dropout` must be a rate in [0, 1), got 1.5"),
+        ("--dropout=1.5", "`model.dropout` must be in [0, 1), got 1.5"),
         ("--batch_size=0", "`data.batch_size` must be a positive integer"),
         ("--lr", "must look like --section.key=value"),
     ],

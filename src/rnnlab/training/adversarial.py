@@ -19,15 +19,14 @@ global generator, which checkpoints hold, so a resumed run stays exact.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnlab import attacks
 
-from .steps import _penalized, _unpack, update
+from .loop import Step
+from .update import Update
 
 __all__ = [
     "METHODS",
@@ -76,15 +75,14 @@ def adversarial_step(
     alpha: float | None = None,
     steps: int = 10,
     mix: float | None = None,
-    clip_norm: float | None = None,
-    clip_value: float | None = None,
-    penalty: Callable[[nn.Module], Tensor] | None = None,
-    after_step: Callable[[nn.Module], None] | None = None,
+    update: Update | None = None,
 ) -> dict[str, float]:
-    """One step on ``mix * CE(x) + (1 - mix) * CE(x_adv)``; returns ``loss`` (that mixture),
-    ``accuracy`` (clean, when mix > 0), ``adv_accuracy`` (on x_adv) and ``grad_norm``."""
-    x, y, lengths = _unpack(batch)
-    if lengths is not None:
+    """One step on ``mix * CE(x) + (1 - mix) * CE(x_adv)`` through ``update`` (clipping,
+    regularisers, the NaN guard; fp32); returns ``loss`` (that mixture), ``accuracy`` (clean,
+    when mix > 0), ``adv_accuracy`` (on x_adv) and ``grad_norm``."""
+    update = update or Update()
+    x, y = batch[0], batch[1]
+    if len(batch) > 2:
         raise ValueError("`batch` for adversarial training must be (x, y) without lengths")
     mix = default_mix(method) if mix is None else mix
     x_adv = adversarial_examples(model, x, y, method, eps, alpha=alpha, steps=steps)
@@ -96,23 +94,19 @@ def adversarial_step(
     else:
         logits_clean, logits_adv = None, model(x_adv)
         loss = F.cross_entropy(logits_adv, y)
-    total, extra = _penalized(loss, model, penalty)
-    norm = update(
-        total, model, optimizer, clip_norm=clip_norm, clip_value=clip_value, after_step=after_step
-    )
-    out = {"loss": loss.item(), "grad_norm": norm, **extra}
+    out = {"loss": loss.item(), **update(loss, model, optimizer)}
     out["adv_accuracy"] = (logits_adv.detach().argmax(-1) == y).float().mean().item()
     if logits_clean is not None:
         out["accuracy"] = (logits_clean.detach().argmax(-1) == y).float().mean().item()
     return out
 
 
-class WarmupAdversarialStep:
+class WarmupAdversarialStep(Step):
     """:func:`adversarial_step` with eps ramped over the first ``warmup_epochs`` epochs.
 
     At update u (counted from the run's start), ``eps_u = eps * min(1, u / (warmup_epochs * S))``
     with S updates per epoch; ``alpha=None`` follows the current eps. The loop calls
-    :meth:`set_epoch` before each epoch (as ``DistributedSampler.set_epoch``), so a resumed run
+    :meth:`on_epoch_start` before each epoch (as ``DistributedSampler.set_epoch``), so a resumed run
     continues the same ramp. The metrics add ``adv_eps``, the last eps used.
     """
 
@@ -123,7 +117,7 @@ class WarmupAdversarialStep:
         self.eps = float(step_kwargs["eps"])
         self._update, self._per_epoch = 0, 1
 
-    def set_epoch(self, epoch: int, steps_per_epoch: int) -> None:
+    def on_epoch_start(self, epoch: int, steps_per_epoch: int) -> None:
         self._per_epoch = max(1, int(steps_per_epoch))
         self._update = epoch * self._per_epoch
 

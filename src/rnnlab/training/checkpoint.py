@@ -7,13 +7,19 @@ generator that orders the data. Every RNG state is stored as a tensor, so
 
 Writes are atomic: ``torch.save`` to a temporary file in the same folder, ``fsync``, then
 ``os.replace`` onto the final name. A crash at any point leaves the previous checkpoint
-whole. A run folder is made under a hidden temporary name and renamed to its real name at
-the first successful checkpoint; a run that fails before that leaves nothing behind.
+whole (:func:`rnnlab.utils.atomic_write`). A run folder is made under a hidden temporary
+name (``.NAME.partial-PID-*``, removed by the next run of that name once PID is gone) and
+renamed to its real name at the first successful checkpoint; a run that fails before that
+leaves nothing behind. Each epoch writes ``best.pt``, then ``last.pt`` (holding the epoch's
+record), then appends to ``metrics.jsonl``; :meth:`RunDir.repair` restores that order after a
+kill (temp files removed, the log cut back to the checkpoint). ``run.lock`` keeps two
+processes from training one folder at once.
 
 Run folder::
 
     runs/<name>/config.json      resolved config + argv
                 metrics.jsonl    one JSON record per epoch
+                run.lock         the pid of the process training it (while it does)
                 checkpoints/last.pt, best.pt, model.safetensors
                 summary.txt
                 samples/*.png     generative families: grids per epoch; `rnnlab attack`'s
@@ -38,8 +44,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from rnnlab.utils import atomic_write, atomic_write_text
+
 __all__ = [
-    "CheckpointError", "RunDir", "export_safetensors", "get_rng_state", "load_checkpoint",
+    "CheckpointError", "RunDir", "RunLockedError", "export_safetensors", "get_rng_state", "load_checkpoint",
     "save_checkpoint", "set_rng_state", "unwrap",
 ]  # fmt: skip
 
@@ -82,32 +90,11 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _publish(tmp: str | Path, path: Path, mode: int = 0o666) -> None:
-    """Give a mkstemp/mkdtemp file the mode a plain ``open`` would have, then rename it."""
-    os.chmod(tmp, mode & ~_umask())
-    os.replace(tmp, path)
-
-
 def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
     """``torch.save(state)`` to ``path`` atomically (temp file + fsync + ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        _publish(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    with atomic_write(path) as f:
+        torch.save(state, f)
+    return Path(path)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
@@ -126,26 +113,39 @@ def export_safetensors(model: nn.Module, path: str | os.PathLike) -> Path:
     """The model's weights (state dict, contiguous copies) as a safetensors file, atomically."""
     from safetensors.torch import save_file
 
-    path = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    with atomic_write(path, None) as tmp:
+        save_file(tensors, str(tmp))
+    return Path(path)
+
+
+def _alive(pid: int) -> bool:
     try:
-        save_file(tensors, tmp)
-        _publish(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+class RunLockedError(CheckpointError):
+    """Another live process is training this run folder."""
 
 
 class RunDir:
-    """A run folder. :meth:`create` makes it under a temporary name; the first
-    :meth:`save` renames it into place; :meth:`abort` removes a folder never committed."""
+    """A run folder. :meth:`create` makes it under a temporary name ``.NAME.partial-PID-*``;
+    the first :meth:`save` renames it into place; :meth:`abort` removes a folder never
+    committed. :meth:`lock` claims the folder for this process (``run.lock`` holds the pid;
+    a lock whose process is gone is taken over) until :meth:`unlock`."""
+
+    LOCK = "run.lock"
 
     def __init__(self, path: str | os.PathLike, *, final: str | os.PathLike | None = None):
         self.path = Path(path)
         self.final = Path(final) if final is not None else self.path
         self.committed = final is None
+        self.locked = False
         self._tensorboard = None
         self._tensorboard_writer = None
 
@@ -158,7 +158,13 @@ class RunDir:
                 f"run folder {final} already exists; pick another --run.name or --resume {final}"
             )
         out.mkdir(parents=True, exist_ok=True)
-        run = cls(tempfile.mkdtemp(dir=out, prefix=f".{name}.partial-"), final=final)
+        for stale in out.glob(f".{name}.partial-*"):  # left by a killed run of this name
+            pid = stale.name[len(name) + 10 :].split("-", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(stale, ignore_errors=True)
+        prefix = f".{name}.partial-{os.getpid()}-"
+        run = cls(tempfile.mkdtemp(dir=out, prefix=prefix), final=final)
+        run.lock()
         run.write_json("config.json", {"config": config, "argv": argv})
         return run
 
@@ -176,23 +182,49 @@ class RunDir:
     def config(self) -> dict:
         return json.loads((self.path / "config.json").read_text())
 
+    # ------------------------------------------------------------------ the lock
+    def lock(self) -> None:
+        """Claim the folder; :class:`RunLockedError` when a live process holds it."""
+        path = self.path / self.LOCK
+        for _ in range(3):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                text = path.read_text().strip() if path.is_file() else ""
+                if text.isdigit() and int(text) != os.getpid() and _alive(int(text)):
+                    raise RunLockedError(
+                        f"run folder {self.path} is in use by process {text} (another "
+                        f"train or resume of it is running); wait for it or stop it"
+                    ) from None
+                path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(str(os.getpid()))
+            self.locked = True
+            return
+        raise RunLockedError(f"could not lock run folder {self.path} ({path} keeps reappearing)")
+
+    def unlock(self) -> None:
+        if self.locked:
+            (self.path / self.LOCK).unlink(missing_ok=True)
+            self.locked = False
+
+    # ------------------------------------------------------------------ writing
     def write_json(self, name: str, data) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=f".{name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-        _publish(tmp, self.path / name)
+        atomic_write_text(self.path / name, json.dumps(data, indent=2))
 
     def write_text(self, name: str, text: str) -> None:
-        (self.path / name).write_text(text)
+        atomic_write_text(self.path / name, text)
 
     def log(self, record: dict) -> None:
         """Append ``record`` to metrics.jsonl (always) and, after :meth:`use_tensorboard`,
         write its numbers as TensorBoard scalars under ``tensorboard/``."""
         with open(self.path / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
         if self._tensorboard is not None:
             self._tensorboard_log(record)
-
     def use_tensorboard(self) -> None:
         """Turn TensorBoard logging on (check first with
         :func:`rnnlab.training.logging.require_tensorboard`)."""
@@ -218,20 +250,58 @@ class RunDir:
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
-    def save(self, state: dict, *, best: bool = False) -> Path:
-        """Write ``checkpoints/last.pt`` (and ``best.pt``), then commit the folder."""
-        last = save_checkpoint(self.checkpoints / "last.pt", state)
+    def save(self, state: dict, *, best: bool = False, record: dict | None = None) -> Path:
+        """One epoch on disk, in the order a kill at any point survives: ``best.pt`` (when
+        ``best``), ``last.pt``, the folder committed, then ``record`` appended to
+        metrics.jsonl. :meth:`repair` puts a folder killed in between back in order."""
         if best:
             save_checkpoint(self.checkpoints / "best.pt", state)
+        last = save_checkpoint(self.checkpoints / "last.pt", state)
         self.commit()
+        if record is not None:
+            self.log(record)
         return self.checkpoints / last.name
+
+    def repair(self, checkpoint: dict) -> None:
+        """Before resuming from ``checkpoint`` (last.pt's contents): remove temp files of
+        killed writes, cut metrics.jsonl back to the checkpoint's epoch (or append its
+        record when the kill came before the log), and rewrite a ``best.pt`` that is not
+        the checkpoint's best epoch when that epoch is the checkpoint's own."""
+        for tmp in (*self.checkpoints.glob(".*.tmp"), *self.path.glob(".*.tmp")):
+            tmp.unlink(missing_ok=True)
+        fit, record = checkpoint.get("fit", {}), checkpoint.get("record")
+        epoch = int(fit.get("epoch", 0))
+        lines = []
+        path = self.path / "metrics.jsonl"
+        if path.is_file():
+            for line in path.read_text().splitlines():
+                if not line.strip():
+                    continue
+                r = json.loads(line)
+                if "epoch" in r and r["epoch"] > epoch:
+                    break
+                if "epoch" not in r and lines and json.loads(lines[-1]).get("epoch") == epoch:
+                    break  # the test record of a finished run: it is written again at the end
+                lines.append(line)
+        if record is not None and not any(json.loads(x).get("epoch") == epoch for x in lines):
+            lines.append(json.dumps(record))
+        atomic_write_text(path, "".join(x + "\n" for x in lines))
+        best_path = self.checkpoints / "best.pt"
+        if fit.get("best_epoch") == epoch and epoch:
+            best = load_checkpoint(best_path) if best_path.is_file() else None
+            if best is None or best.get("fit", {}).get("epoch") != epoch:
+                save_checkpoint(best_path, checkpoint)
 
     def commit(self) -> None:
         if not self.committed:
-            _publish(self.path, self.final, 0o777)
+            mask = os.umask(0o022)
+            os.umask(mask)
+            os.chmod(self.path, 0o777 & ~mask)  # mkdtemp made it 0700
+            os.replace(self.path, self.final)
             self.path, self.committed = self.final, True
 
     def abort(self) -> None:
         """Remove the folder if it was never committed (nothing half-made stays)."""
         if not self.committed:
             shutil.rmtree(self.path, ignore_errors=True)
+        self.unlock()

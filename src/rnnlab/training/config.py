@@ -9,19 +9,33 @@ validated against the field types, never ``exec``'d::
     cfg = apply_overrides(load_preset("lstm-rows"), ["--train.lr=3e-3", "--epochs=3"])
 
 A bare key (``--epochs``) is accepted when exactly one section has that field.
+
+Each field carries its own rules in its metadata (:func:`key`): a one-line ``help``, the
+``choices`` it accepts (a tuple, or a function returning one when the list lives elsewhere,
+e.g. the family registry) and a numeric range; :func:`validate_value` reads them as each value
+is set, :func:`check_config` then runs the checks that span several keys and asks the chosen
+family (:mod:`.families`) which keys it uses: a key set away from its default that the family
+does not read is refused. :func:`reference` lists every key with its type, default, help and
+choices (``rnnlab config`` prints it).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import math
 import os
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from rnnlab.layers.cells import ACTIVATIONS, INITS
+from rnnlab.layers.recurrent import IMPLEMENTATIONS
 
 try:
     import tomllib
@@ -29,127 +43,176 @@ except ModuleNotFoundError:  # Python 3.10: the same parser, as a package
     import tomli as tomllib
 
 __all__ = [
-    "CHOICES", "Config", "ConfigError", "DataConfig", "ModelConfig", "RunConfig", "TrainConfig",
+    "Config", "ConfigError", "DataConfig", "KeyInfo", "ModelConfig", "RunConfig", "TrainConfig",
     "apply_overrides", "check_config", "config_from_dict", "config_to_dict", "copy_config",
-    "list_presets", "load_preset",
+    "key", "list_presets", "load_preset", "reference", "validate_value",
 ]  # fmt: skip
+
+SEED_LIMIT = 2**63  # torch.manual_seed takes int64 seeds; larger ones overflow in C
 
 
 class ConfigError(ValueError):
     """A preset, key or value the configs do not accept (the CLI prints it and exits 2)."""
 
 
-# after ConfigError, which config_checks imports from here
-from .config_checks import CHOICES, check_config, validate_value  # noqa: E402
+def key(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple | Callable[[], tuple] | None = None,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+) -> Any:
+    """A dataclass field with its rules in ``metadata``: ``help`` (one line), ``choices``
+    (values it accepts; a callable is asked when a value is checked) and the bounds ``ge`` /
+    ``gt`` / ``le`` / ``lt``. Floats must also be finite (``inf`` and ``nan`` are refused)."""
+    rules = {"help": help, "choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt}
+    return field(default=default, metadata=rules)
+
+
+def _families() -> tuple[str, ...]:
+    from .families import names
+
+    return names()
 
 
 @dataclass
 class DataConfig:
-    dataset: str = "digits"  # digits | mnist | fashion-mnist | kmnist | adding
-    view: str = "rows"  # images read as rows (T=H), pixels (T=H*W) or permuted pixels
-    batch_size: int = 128
-    val_fraction: float = 0.1  # held out of train for early stopping / plateau; 0 = none
-    data_dir: str | None = None  # searched first (then $RNNLAB_DATA, ~/.cache/rnnlab, ...)
-    limit: int = 0  # use only the first `limit` training examples (0 = all)
-    seq_len: int = 100  # adding problem: T
-    n_train: int = 20000  # adding problem: generated training sequences
-    n_test: int = 2000  # adding problem: generated test sequences
-    permute_seed: int = 0  # the fixed pixel permutation of view="permuted"
+    dataset: str = key("digits", "dataset to read (each family says which it takes)")
+    view: str = key("rows", "how images become sequences: rows (T=H), pixels (T=H*W), permuted "
+                    "pixels", choices=("rows", "pixels", "permuted"))  # fmt: skip
+    batch_size: int = key(128, "examples per training batch", ge=1)
+    val_fraction: float = key(0.1, "share of train held out for validation (best checkpoint, "
+                              "early stopping, plateau); 0 = none", ge=0.0, lt=1.0)  # fmt: skip
+    data_dir: str | None = key(None, "folder searched first for the data (then $RNNLAB_DATA, "
+                               "~/.cache/rnnlab, ...)")  # fmt: skip
+    limit: int = key(0, "train on the first `limit` training examples only (0 = all)", ge=0)
+    seq_len: int = key(100, "adding problem: sequence length T", ge=2)
+    n_train: int = key(20000, "adding problem: generated training sequences", ge=1)
+    n_test: int = key(2000, "adding problem: generated test sequences", ge=1)
+    permute_seed: int = key(0, "view=permuted: seed of the fixed pixel permutation", ge=0,
+                            lt=2**32)  # fmt: skip
 
 
 @dataclass
 class ModelConfig:
-    # classify (images/sequences) | regress | tbptt (adding problem) | autoencode | vae | gan
-    # | vaegan (rnnlab.training.families lists each family's kinds)
-    family: str = "classify"
-    # classify: simple_rnn | lstm | gru | bilstm | cnn | mlp; autoencode: basic | deep | stacked
-    # | denoising | contractive | sparse | linear | conv | lstm; vae: mlp | conv; gan: mlp |
-    # dcgan; vaegan: dcgan
-    kind: str = "lstm"
-    hidden_size: int = 128
-    num_layers: int = 1
-    bidirectional: bool = False  # kind="bilstm" implies it
-    dropout: float = 0.0  # Keras's `dropout=`: one input mask per sequence (Gal & Ghahramani)
-    recurrent_dropout: float = 0.0  # on the state; forces the explicit (slower) loop
-    layer_dropout: float = 0.0  # between stacked layers (torch's nn.LSTM dropout)
-    head_dropout: float = 0.0  # before the output Dense
-    activation: str = "tanh"  # SimpleRNN / candidate activation
-    implementation: str = "auto"  # auto (fused kernels when possible) | fused | explicit
-    init: str = "keras"  # keras: Glorot/orthogonal/forget bias 1; torch: U(+-1/sqrt(H))
-    chrono_tmax: int = 0  # LSTM: chrono gate biases (Tallec & Ollivier 2018) up to T_max; 0 = off
-    # generative families (autoencode / vae / gan / vaegan)
-    latent_dim: int = 16  # AE code size, VAE latent, GAN noise z
-    base_channels: int = 32  # conv AE (c, 2c), ConvVAE, DCGAN and VAE-GAN widths
-    reconstruction: str = "mse"  # autoencode: mse | bce
-    likelihood: str = "bernoulli"  # vae: bernoulli | gaussian (learned log-scale)
-    noise: str = "gaussian"  # denoising AE corruption: gaussian | masking
-    noise_level: float = 0.1  # denoising AE: sigma (gaussian) or drop probability (masking)
-    contraction: float = 0.1  # contractive AE: lambda on ||J_f(x)||_F^2
-    sparsity: str = "kl"  # sparse AE: kl | l1
-    sparsity_weight: float = 1e-3  # sparse AE: beta
-    sparsity_target: float = 0.05  # sparse AE (kl): rho
-    conditional: bool = False  # gan: condition G and D on the class (Mirza & Osindero 2014)
-    minibatch_kernels: int = 0  # gan: minibatch discrimination kernels (Salimans et al.); 0 = off
-    minibatch_dim: int = 5  # gan: minibatch discrimination kernel dimension
+    family: str = key("classify", "how the model is trained (rnnlab.training.families)",
+                      choices=_families)  # fmt: skip
+    kind: str = key("lstm", "the model within the family (each family lists its kinds)")
+    hidden_size: int = key(128, "units per recurrent/hidden layer", ge=1)
+    num_layers: int = key(1, "stacked recurrent or hidden layers", ge=1)
+    bidirectional: bool = key(False, "read sequences both ways (kind=bilstm implies it)")
+    dropout: float = key(0.0, "Keras `dropout=`: one input mask per sequence (Gal & "
+                         "Ghahramani 2016)", ge=0.0, lt=1.0)  # fmt: skip
+    recurrent_dropout: float = key(0.0, "dropout on the recurrent state; forces the explicit "
+                                   "loop", ge=0.0, lt=1.0)  # fmt: skip
+    layer_dropout: float = key(0.0, "dropout between stacked layers (torch's nn.LSTM dropout)",
+                               ge=0.0, lt=1.0)  # fmt: skip
+    head_dropout: float = key(0.0, "dropout before the output Dense", ge=0.0, lt=1.0)
+    activation: str = key("tanh", "SimpleRNN / candidate activation", choices=tuple(ACTIVATIONS))
+    implementation: str = key("auto", "recurrent backend: auto picks torch's fused kernels "
+                              "when they apply", choices=IMPLEMENTATIONS)  # fmt: skip
+    init: str = key("keras", "keras: Glorot/orthogonal/forget bias 1; torch: U(+-1/sqrt(H))",
+                    choices=INITS)  # fmt: skip
+    chrono_tmax: int = key(0, "LSTM chrono gate biases up to T_max (Tallec & Ollivier 2018); "
+                           "0 = off", ge=0)  # fmt: skip
+    latent_dim: int = key(16, "autoencoder code size, VAE latent, GAN noise z", ge=1)
+    base_channels: int = key(32, "conv AE (c, 2c), ConvVAE, DCGAN and VAE-GAN widths", ge=1)
+    reconstruction: str = key("mse", "autoencoder reconstruction loss", choices=("mse", "bce"))
+    likelihood: str = key("bernoulli", "VAE decoder: bernoulli, or gaussian with a learned "
+                          "log-scale", choices=("bernoulli", "gaussian"))  # fmt: skip
+    noise: str = key("gaussian", "denoising autoencoder corruption",
+                     choices=("gaussian", "masking"))  # fmt: skip
+    noise_level: float = key(0.1, "denoising AE: sigma (gaussian) or drop probability "
+                             "(masking)", ge=0.0)  # fmt: skip
+    contraction: float = key(0.1, "contractive AE: lambda on ||J_f(x)||_F^2", ge=0.0)
+    sparsity: str = key("kl", "sparse AE penalty", choices=("kl", "l1"))
+    sparsity_weight: float = key(1e-3, "sparse AE: beta, the penalty's weight", ge=0.0)
+    sparsity_target: float = key(0.05, "sparse AE (kl): rho, the target activation", gt=0.0,
+                                 le=1.0)  # fmt: skip
+    conditional: bool = key(False, "GAN: condition G and D on the class (Mirza & Osindero "
+                            "2014)")  # fmt: skip
+    minibatch_kernels: int = key(0, "GAN: minibatch discrimination kernels (Salimans et al. "
+                                 "2016); 0 = off", ge=0)  # fmt: skip
+    minibatch_dim: int = key(5, "GAN: minibatch discrimination kernel dimension", ge=1)
+
+
+OPTIMIZERS = ("sgd", "adam", "rmsprop", "adagrad", "adamw")
+SCHEDULES = ("none", "step", "cosine", "onecycle", "plateau")
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 5
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.0  # sgd / rmsprop
-    nesterov: bool = False  # sgd: Nesterov momentum (needs momentum > 0)
-    beta1: float | None = None  # adam / adamw: None = 0.9 (0.5 for gan / vaegan, Radford et al.)
-    beta2: float = 0.999  # adam / adamw
-    weight_decay: float = 0.0
-    schedule: str = "none"  # none | step | cosine | onecycle | plateau
-    step_size: int = 10  # schedule="step": epochs between decays
-    gamma: float = 0.1  # schedule="step"/"plateau": decay factor
-    clip_norm: float | None = None  # rescale the global gradient norm (Pascanu et al. 2013)
-    clip_value: float | None = None  # clamp each gradient component
-    seed: int = 0
-    deterministic: bool = False  # torch.use_deterministic_algorithms: resume is bit-exact
-    patience: int = 0  # early stopping after this many epochs without improvement; 0 = off
-    device: str = "auto"  # auto | cpu | cuda
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 with loss scaling, CUDA only)
-    cuda_graph: bool = False  # capture the whole train step as one CUDA graph (.cuda_graph)
-    tbptt_k: int = 50  # family="tbptt": steps per truncated chunk
-    max_steps: int = 0  # stop each epoch after this many batches (0 = all); --dry-run uses it
-    eval_batch_size: int = 1000
-    # Keras-style regularizers (classify / regress; rnnlab.layers.regularizers)
-    kernel_l1: float = 0.0  # input weights
-    kernel_l2: float = 0.0
-    recurrent_l1: float = 0.0  # recurrent weights
-    recurrent_l2: float = 0.0
-    bias_l1: float = 0.0
-    bias_l2: float = 0.0
-    max_norm: float | None = None  # max-norm constraint after each optimizer step
-    # adversarial training (classify): none | fgsm (Goodfellow et al. 2014) | pgd (Madry et
-    # al. 2018) | fast (FGSM with random start, Wong et al. 2020)
-    adversarial: str = "none"
-    adv_eps: float = 0.3
-    adv_alpha: float | None = None  # step; None = 2.5 eps / steps (pgd), 1.25 eps (fast)
-    adv_steps: int = 10  # pgd
-    adv_mix: float | None = None  # weight of the clean loss; None = 0.5 (fgsm), 0 (pgd, fast)
-    adv_eps_warmup: float = 0.0  # epochs over which eps ramps linearly from 0 (0 = off)
-    # generative families
-    beta: float = 1.0  # vae: weight of the KL term (Higgins et al. 2017)
-    iw_k: int = 0  # vae: importance samples of the test NLL after training (0 = off)
-    gan_loss: str = "non_saturating"  # gan / vaegan generator loss: non_saturating | minimax
-    label_smoothing: float = 0.0  # gan: real target 1 - label_smoothing (Salimans et al.)
-    vaegan_gamma: float = 1e-2  # vaegan: weight of the feature reconstruction in G's loss
-    samples: int = 64  # images in each epoch's sample grid (generative families)
-    pretrain_epochs: int = 1  # stacked autoencoder: greedy epochs per layer before fine-tuning
+    epochs: int = key(5, "passes over the training data", ge=1)
+    optimizer: str = key("adam", "optimizer (weight_decay applies to each)", choices=OPTIMIZERS)
+    lr: float = key(1e-3, "learning rate (the peak of onecycle)", gt=0.0)
+    momentum: float = key(0.0, "sgd / rmsprop momentum", ge=0.0, lt=1.0)
+    nesterov: bool = key(False, "sgd: Nesterov momentum (needs momentum > 0)")
+    beta1: float | None = key(None, "adam / adamw beta1; none = the family's default (0.9; 0.5 "
+                              "for GANs, Radford et al. 2016)", ge=0.0, lt=1.0)  # fmt: skip
+    beta2: float = key(0.999, "adam / adamw beta2", ge=0.0, lt=1.0)
+    weight_decay: float = key(0.0, "weight decay of the optimizer", ge=0.0)
+    schedule: str = key("none", "learning-rate schedule", choices=SCHEDULES)
+    step_size: int = key(10, "schedule=step: epochs between decays", ge=1)
+    gamma: float = key(0.1, "schedule=step/plateau: decay factor", gt=0.0, le=1.0)
+    clip_norm: float | None = key(None, "rescale the global gradient norm to at most this "
+                                  "(Pascanu et al. 2013); none = off", gt=0.0)  # fmt: skip
+    clip_value: float | None = key(None, "clamp each gradient component to +-this; none = off",
+                                   gt=0.0)  # fmt: skip
+    seed: int = key(0, "seed of every RNG (weights, data order, dropout)", ge=0, lt=SEED_LIMIT)
+    deterministic: bool = key(False, "torch.use_deterministic_algorithms (bit-exact resume "
+                              "on GPU)")  # fmt: skip
+    patience: int = key(0, "early stopping after this many epochs without improvement; 0 = off",
+                        ge=0)  # fmt: skip
+    restore_best: bool = key(True, "end with the weights of the best validation epoch (Keras's "
+                             "restore_best_weights); needs a validation split")  # fmt: skip
+    device: str = key("auto", "where to train", choices=("auto", "cpu", "cuda"))
+    precision: str = key("fp32", "autocast precision; fp16 adds loss scaling (CUDA only)",
+                         choices=("fp32", "bf16", "fp16"))  # fmt: skip
+    cuda_graph: bool = key(False, "capture the whole train step as one CUDA graph")
+    tbptt_k: int = key(50, "tbptt: steps per truncated chunk", ge=1)
+    max_steps: int = key(0, "stop each epoch after this many batches (0 = all)", ge=0)
+    eval_batch_size: int = key(1000, "examples per evaluation batch", ge=1)
+    kernel_l1: float = key(0.0, "L1 on input weights (Keras kernel_regularizer)", ge=0.0)
+    kernel_l2: float = key(0.0, "L2 on input weights (Keras's, no factor 1/2)", ge=0.0)
+    recurrent_l1: float = key(0.0, "L1 on recurrent weights", ge=0.0)
+    recurrent_l2: float = key(0.0, "L2 on recurrent weights", ge=0.0)
+    bias_l1: float = key(0.0, "L1 on biases", ge=0.0)
+    bias_l2: float = key(0.0, "L2 on biases", ge=0.0)
+    max_norm: float | None = key(None, "max-norm constraint on each unit's incoming weights "
+                                 "after every step; none = off", gt=0.0)  # fmt: skip
+    adversarial: str = key("none", "adversarial training: fgsm (Goodfellow et al. 2014), pgd "
+                           "(Madry et al. 2018), fast (Wong et al. 2020)",
+                           choices=("none", "fgsm", "pgd", "fast"))  # fmt: skip
+    adv_eps: float = key(0.3, "adversarial training: L-inf radius", ge=0.0)
+    adv_alpha: float | None = key(None, "attack step; none = 2.5 eps / steps (pgd), 1.25 eps "
+                                  "(fast)", gt=0.0)  # fmt: skip
+    adv_steps: int = key(10, "pgd: attack steps", ge=1)
+    adv_mix: float | None = key(None, "weight of the clean loss; none = 0.5 (fgsm), 0 (pgd, "
+                                "fast)", ge=0.0, le=1.0)  # fmt: skip
+    adv_eps_warmup: float = key(0.0, "epochs over which eps ramps up from 0 (0 = off)", ge=0.0)
+    beta: float = key(1.0, "vae: weight of the KL term (Higgins et al. 2017)", ge=0.0)
+    iw_k: int = key(0, "vae: importance samples of the test NLL after training (0 = off)", ge=0)
+    gan_loss: str = key("non_saturating", "GAN generator loss (Goodfellow et al. 2014)",
+                        choices=("non_saturating", "minimax"))  # fmt: skip
+    label_smoothing: float = key(0.0, "gan: real target 1 - label_smoothing (Salimans et al.)",
+                                 ge=0.0, lt=1.0)  # fmt: skip
+    vaegan_gamma: float = key(1e-2, "vaegan: weight of the feature reconstruction in G's loss",
+                              ge=0.0)  # fmt: skip
+    samples: int = key(64, "images in each epoch's sample grid", ge=1)
+    pretrain_epochs: int = key(1, "stacked autoencoder: greedy epochs per layer before "
+                               "fine-tuning", ge=0)  # fmt: skip
 
 
 @dataclass
 class RunConfig:
-    out_dir: str = "runs"
-    name: str = ""  # "" -> <preset>-<timestamp>
-    description: str = ""
-    preset: str = ""
-    tensorboard: bool = False  # also write TensorBoard scalars (needs `pip install tensorboard`)
+    out_dir: str = key("runs", "folder that holds run folders")
+    name: str = key("", "run folder name; empty = <preset>-<timestamp>")
+    description: str = key("", "free text stored with the run")
+    preset: str = key("", "the preset this config came from")
+    tensorboard: bool = key(False, "also write TensorBoard scalars (pip install tensorboard)")
 
 
 @dataclass
@@ -163,14 +226,92 @@ class Config:
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "run": RunConfig}
 
 
-def _keys() -> dict[str, type]:
-    """Every ``section.field`` with its annotated type."""
+@dataclass(frozen=True)
+class KeyInfo:
+    """One config key as :func:`reference` lists it."""
+
+    section: str
+    name: str
+    type: str
+    default: Any
+    help: str
+    choices: tuple | None
+
+
+def _type_name(tp: Any) -> str:
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " | ".join("none" if a is type(None) else a.__name__ for a in args)
+    return tp.__name__
+
+
+@functools.cache
+def _fields() -> dict[str, tuple[Any, dataclasses.Field]]:
+    """Every ``section.field`` with its annotated type and its dataclass field."""
     out = {}
     for section, cls in SECTIONS.items():
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
-            out[f"{section}.{f.name}"] = hints[f.name]
+            out[f"{section}.{f.name}"] = (hints[f.name], f)
     return out
+
+
+def _choices(f: dataclasses.Field) -> tuple | None:
+    choices = f.metadata.get("choices")
+    return tuple(choices()) if callable(choices) else choices
+
+
+def reference() -> list[KeyInfo]:
+    """Every config key: section, name, type, default, one-line help and choices (or None)."""
+    return [
+        KeyInfo(k.split(".")[0], f.name, _type_name(tp), f.default, f.metadata.get("help", ""),
+                _choices(f))  # fmt: skip
+        for k, (tp, f) in _fields().items()
+    ]
+
+
+def _bounds(f: dataclasses.Field) -> str:
+    """The range of a field in words: "a positive integer", ">= 0", "in [0, 1)"..."""
+    m = f.metadata
+    lo = m["ge"] if m.get("ge") is not None else m.get("gt")
+    hi = m["le"] if m.get("le") is not None else m.get("lt")
+    if hi is None and m.get("ge") == 1 and f.type in (int, "int"):
+        return "a positive integer"
+    if hi is None:
+        return f">= {lo:g}" if m.get("ge") is not None else f"> {lo:g}"
+    if lo is None:
+        return f"<= {hi:g}" if m.get("le") is not None else f"< {hi:g}"
+    left = "[" if m.get("ge") is not None else "("
+    right = "]" if m.get("le") is not None else ")"
+    return f"in {left}{lo:g}, {hi:g}{right}"
+
+
+def validate_value(name: str, value: Any) -> Any:
+    """``value`` if key ``section.field`` accepts it (its choices and range), else
+    :class:`ConfigError` naming the key, what it expects and what it got."""
+    _, f = _fields()[name]
+    if value is None:
+        return value
+    choices = _choices(f)
+    if choices is not None and value not in choices:
+        raise ConfigError(f"`{name}` must be one of {', '.join(map(str, choices))}; got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"`{name}` must be a finite number, got {value!r}")
+    m = f.metadata
+    ok = all((
+        m.get("ge") is None or value >= m["ge"], m.get("gt") is None or value > m["gt"],
+        m.get("le") is None or value <= m["le"], m.get("lt") is None or value < m["lt"],
+    ))  # fmt: skip
+    if not ok:
+        raise ConfigError(f"`{name}` must be {_bounds(f)}, got {value!r}")
+    return value
+
+
+def _keys() -> dict[str, type]:
+    """Every ``section.field`` with its annotated type."""
+    return {k: tp for k, (tp, _) in _fields().items()}
 
 
 def _resolve_key(key: str, keys: dict[str, type]) -> str:
@@ -303,3 +444,44 @@ def load_preset(name: str) -> Config:
     cfg = config_from_dict(data)
     cfg.run.preset = name
     return cfg
+
+
+_MOMENTUM = ("sgd", "rmsprop")
+_BETAS = ("adam", "adamw")
+
+
+def check_config(cfg: Config) -> Config:
+    """Checks that span several keys (each single value was checked as it was set), then the
+    chosen family's: its kinds and datasets, the keys it uses, what it supports."""
+    t = cfg.train
+    if t.nesterov and (t.optimizer != "sgd" or not t.momentum > 0):
+        raise ConfigError(
+            f"`train.nesterov` needs optimizer=sgd with `train.momentum` > 0, got "
+            f"optimizer={t.optimizer!r}, momentum={t.momentum!r}"
+        )
+    if t.momentum and t.optimizer not in _MOMENTUM:
+        raise ConfigError(
+            f"`train.momentum` applies to {' and '.join(_MOMENTUM)} only; optimizer "
+            f"{t.optimizer!r} got momentum={t.momentum!r} (set it to 0)"
+        )
+    if t.beta1 is not None and t.optimizer not in _BETAS:
+        raise ConfigError(
+            f"`train.beta1` applies to {' and '.join(_BETAS)} only; got optimizer {t.optimizer!r}"
+        )
+    if t.precision == "fp16" and t.device == "cpu":
+        raise ConfigError(
+            "`train.precision=fp16` needs a CUDA device (loss-scaled fp16 training runs on "
+            "GPU only); use --precision bf16 on CPU"
+        )
+    from .families import check_family  # the registry imports this module
+
+    check_family(cfg)
+    return cfg
+
+
+def changed_keys(cfg: Config) -> list[str]:
+    """The ``section.field`` keys whose value differs from the field's default."""
+    return [
+        k for k, (_, f) in _fields().items()
+        if getattr(getattr(cfg, k.split(".")[0]), f.name) != f.default
+    ]  # fmt: skip

@@ -42,18 +42,18 @@ run's: the two agree in distribution, not bit for bit.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .steps import NonFiniteError
+from .loop import Step
+from .update import NonFiniteError, Update
 
 __all__ = ["GRAPH_FAMILIES", "GraphedStep", "device_lr", "fallback_reason"]
 
-GRAPH_FAMILIES = ("classify", "regress")
+GRAPH_FAMILIES = ("classify", "regress")  # the losses a captured step computes
 GRAPH_OPTIMIZERS = ("adam", "adamw", "sgd")
 CAPTURABLE = ("adam", "adamw")  # built with capturable=True (SGD has no host state)
 WARMUP_STEPS = 3
@@ -67,9 +67,12 @@ def fallback_reason(cfg, device: str | torch.device, world_size: int = 1) -> str
         return f"the device is {kind} (CUDA graphs need a CUDA device)"
     if world_size > 1:
         return "torch.distributed runs (gradients are all-reduced outside the step)"
-    if m.family not in GRAPH_FAMILIES:
+    from .families import get, registry
+
+    if "cuda_graph" not in get(m.family).supports:
+        covered = [f.name for f in registry().values() if "cuda_graph" in f.supports]
         return (
-            f"family {m.family!r} is not captured (graphs cover {', '.join(GRAPH_FAMILIES)}: "
+            f"family {m.family!r} is not captured (graphs cover {', '.join(covered)}: "
             "one optimizer, one backward, static shapes)"
         )
     if t.adversarial != "none":
@@ -100,14 +103,16 @@ def _total_norm(grads: list[Tensor]) -> Tensor:
     return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
 
 
-class GraphedStep:
+class GraphedStep(Step):
     """A train step ``(model, batch, optimizer) -> {}`` that replays one captured CUDA graph.
 
     ``kind``: "classify" (cross-entropy; sums loss, correct count, gradient norm) or
     "regress" (MSE). ``eager``: the ordinary step with the same options, used for batches the
-    graph cannot take and after a failed capture. Options mirror :mod:`.steps`:
-    ``clip_norm``, ``clip_value``, ``penalty(model)``, ``after_step(model)``, ``amp``
-    (bf16 autocast; captured with ``cache_enabled=False``). ``replays`` counts the steps
+    graph cannot take and after a failed capture. ``update``: the run's
+    :class:`~.update.Update`, whose clipping, penalty, constraint and precision (bf16
+    autocast, captured with ``cache_enabled=False``) the captured body applies on the
+    device; its non-finite guard becomes a device-side count that :meth:`epoch_metrics`
+    checks once per epoch (a host check per step would break the graph). ``replays`` counts the steps
     the graph ran; ``reason`` is why it is not used (``None`` while it is).
     """
 
@@ -116,18 +121,16 @@ class GraphedStep:
         kind: str,
         eager: Callable,
         *,
-        clip_norm: float | None = None,
-        clip_value: float | None = None,
-        penalty: Callable[[nn.Module], Tensor] | None = None,
-        after_step: Callable[[nn.Module], None] | None = None,
-        amp=None,
+        update: Update | None = None,
         log: Callable[[str], None] | None = print,
     ) -> None:
         if kind not in GRAPH_FAMILIES:
             raise ValueError(f"`kind` must be one of {', '.join(GRAPH_FAMILIES)}, got {kind!r}")
         self.kind, self.eager = kind, eager
-        self.clip_norm, self.clip_value = clip_norm, clip_value
-        self.penalty, self.after_step, self.amp = penalty, after_step, amp
+        update = update or Update()
+        self.clip_norm, self.clip_value = update.clip_norm, update.clip_value
+        self.penalty, self.after_step = update.penalty, update.constraint
+        self.amp = update.precision
         self.log = log or (lambda _: None)
         self.graph: torch.cuda.CUDAGraph | None = None
         self.reason: str | None = None
@@ -137,12 +140,12 @@ class GraphedStep:
         self._seen = 0
 
     # ------------------------------------------------------------------ the loop's hooks
-    def start_epoch(self) -> None:
+    def on_epoch_start(self, epoch: int, steps: int) -> None:
         for t in self._sums.values():
             t.zero_()
         self._seen = 0
 
-    def epoch_sums(self) -> tuple[dict[str, float], int]:
+    def epoch_metrics(self) -> tuple[dict[str, float], int]:
         """The graph's sums this epoch (one device -> host copy) and the examples they
         cover; :class:`NonFiniteError` if any captured step saw a non-finite loss or norm."""
         if not self._seen:
@@ -185,8 +188,7 @@ class GraphedStep:
         """One step on the static buffers, all device work (captured, or run in warm-up)."""
         x, y = self._static
         model.train()
-        amp = self.amp.autocast(cache_enabled=False) if self.amp else contextlib.nullcontext()
-        with amp:
+        with self.amp.autocast(cache_enabled=False):
             out = model(x, None)
             if self.kind == "classify":
                 loss = F.cross_entropy(out, y)

@@ -1,11 +1,9 @@
-"""From a :class:`~rnnlab.training.config.Config` to a trained run: data, model, optimizer,
-schedule, then :func:`rnnlab.training.loop.fit`. Every ``model.family`` goes through here:
-classify (optionally adversarial, :mod:`.adversarial`; Keras-style regularizers,
-:mod:`.regularize`), regress, tbptt, and the generative families of :mod:`.families`.
-``train.precision`` (:mod:`.precision`) and ``train.cuda_graph`` (:mod:`.cuda_graph`) are
-wired in here: the first picks autocast and the loss scaler, the second puts the training
-data on the GPU and wraps the classify/regress step in a captured graph, or says in one
-line why it falls back to the eager step.
+"""From a :class:`~rnnlab.training.config.Config` to a trained run: the family's data and
+model (:mod:`.families`), optimizer, schedule, the one update path (:mod:`.update`), then
+:func:`rnnlab.training.loop.fit`. Nothing here branches on a family's name: it asks the
+family's registry entry. ``train.precision`` (:mod:`.precision`) picks autocast and the loss
+scaler; ``train.cuda_graph`` (:mod:`.cuda_graph`) puts the training data on the GPU and lets
+the family capture its step, or says in one line why it falls back to the eager step.
 The CLI's ``train``/``evaluate``/``predict`` are thin shells around :func:`train`,
 :func:`evaluate_run`, :func:`load_run`.
 """
@@ -13,110 +11,48 @@ The CLI's ``train``/``evaluate``/``predict`` are thin shells around :func:`train
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from rnnlab.data import DATASETS, adding_problem, images_to_sequences, load, synthetic_images
 from rnnlab.layers import chrono_init_
-from rnnlab.models.classifiers import (
-    CNNClassifier,
-    MLPClassifier,
-    SequenceClassifier,
-    SequenceRegressor,
-    SmallCNN,
-)
 from rnnlab.utils import count_parameters, seed_everything
 
-from . import cuda_graph, distributed, families, steps
-from .adversarial import WarmupAdversarialStep, adversarial_step
+from . import cuda_graph, distributed, families
 from .checkpoint import RunDir, export_safetensors, load_checkpoint
 from .config import Config, ConfigError, config_from_dict, config_to_dict
-from .loop import Batches, FitState, TrainingStopped, evaluate, fit, resume
+from .families import Data, DataSpec, StepContext
+from .families._common import DataError
+from .families.classify import IMAGE_KINDS
+from .families.regress import ADDING_SEEDS
+from .loop import Batches, FitOptions, FitState, TrainingStopped, evaluate, fit, resume
 from .optim import build_optimizer, build_schedule
-from .precision import make_precision
+from .precision import Precision, make_precision
 from .regularize import regularizers
-from .samples import epoch_hook, importance_weighted_test_nll
+from .update import Update
 
 __all__ = [
-    "DataError", "Data", "build_data", "build_model", "build_schedule", "evaluate_run",
-    "load_run", "train",
+    "ADDING_SEEDS", "IMAGE_KINDS", "DataError", "Data", "build_data", "build_model",
+    "build_schedule", "evaluate_run", "load_run", "model_input", "steps_for", "train",
 ]  # fmt: skip
-
-IMAGE_KINDS = ("cnn", "cnn-small", "mlp")  # read whole images, not row/pixel sequences
-CLASSIFY_KINDS = ("simple_rnn", "lstm", "gru", "bilstm", *IMAGE_KINDS)
-ADDING_SEEDS = {"train": 1, "test": 2}  # fixed: every adding-problem run sees the same data
-
-
-class DataError(ValueError):
-    """Data that cannot be trained on (NaN, wrong family for the dataset, ...)."""
-
-
-@dataclass
-class Data:
-    train: tuple[Tensor, ...]
-    val: tuple[Tensor, ...] | None
-    test: tuple[Tensor, ...]
-    num_classes: int  # 0 for regression
-    source: str
-
-
-def _model_input(cfg: Config, images: Tensor) -> Tensor:
-    if cfg.model.family in families.FAMILIES:
-        return families.model_input(cfg, images)
-    if cfg.model.kind in IMAGE_KINDS:
-        return images
-    return images_to_sequences(images, cfg.data.view, cfg.data.permute_seed)
 
 
 def build_data(cfg: Config, *, dry_run: bool = False) -> Data:
-    """Train / validation / test tensors for ``cfg`` (synthetic stand-ins with ``dry_run``)."""
-    d, regression = cfg.data, cfg.model.family in ("regress", "tbptt")
-    if regression != (d.dataset == "adding"):
-        raise DataError(
-            f"`model.family` {cfg.model.family!r} does not fit `data.dataset` {d.dataset!r}: "
-            "regress/tbptt need dataset=adding, the other families an image dataset"
-        )
-    if regression:
-        n_train, n_test = (64, 32) if dry_run else (d.n_train, d.n_test)
-        train, test = (
-            adding_problem(n, d.seq_len, seed=ADDING_SEEDS[s])
-            for n, s in ((n_train, "train"), (n_test, "test"))
-        )
-        source, num_classes = f"adding problem, T={d.seq_len}", 0
-    else:
-        if dry_run:
-            shape, k = DATASETS[d.dataset].image_shape, len(DATASETS[d.dataset].class_names)
-            sets = [synthetic_images(n, shape, k, seed=i) for i, n in ((0, 256), (1, 64))]
-        else:
-            sets = [load(d.dataset, split, root=d.data_dir) for split in ("train", "test")]
-        for s in sets:
-            if not torch.isfinite(s.images).all():
-                raise DataError(f"{d.dataset} ({s.split}, {s.location}) holds NaN or inf pixels")
-        train = (_model_input(cfg, sets[0].images), sets[0].labels)
-        test = (_model_input(cfg, sets[1].images), sets[1].labels)
-        source, num_classes = f"{sets[0].name} ({sets[0].location})", sets[0].num_classes
-    if d.limit:
-        train = tuple(t[: d.limit] for t in train)
-    val = None
-    if d.val_fraction > 0:
-        order = torch.randperm(len(train[0]), generator=torch.Generator().manual_seed(12345))
-        n_val = max(1, int(len(order) * d.val_fraction))
-        val = tuple(t[order[:n_val]] for t in train)
-        train = tuple(t[order[n_val:]] for t in train)
-    return Data(train, val, test, num_classes, source)
+    """Train / validation / test data of ``cfg``'s family (synthetic stand-ins with
+    ``dry_run``: nothing is read from disk)."""
+    return families.get(cfg.model.family).build_data(cfg, dry_run)
 
 
-def build_model(cfg: Config, example: Tensor, num_classes: int) -> nn.Module:
-    """The model ``cfg.model`` describes, sized from one example input (no batch dim);
-    ``model.chrono_tmax`` > 0 then chrono-initialises its LSTM gate biases."""
-    model = _build_model(cfg, example, num_classes)
+def build_model(cfg: Config, example: Tensor | DataSpec, num_classes: int = 0) -> nn.Module:
+    """The model ``cfg.model`` describes, sized from one example input (no batch dim) or a
+    :class:`~.families.DataSpec`; ``model.chrono_tmax`` > 0 then chrono-initialises its LSTM
+    gate biases."""
+    spec = example if isinstance(example, DataSpec) else DataSpec(example, num_classes)
+    model = families.get(cfg.model.family).build_model(cfg, spec)
     if cfg.model.chrono_tmax:
         try:
             chrono_init_(model, cfg.model.chrono_tmax)
@@ -125,68 +61,28 @@ def build_model(cfg: Config, example: Tensor, num_classes: int) -> nn.Module:
     return model
 
 
-def _build_model(cfg: Config, example: Tensor, num_classes: int) -> nn.Module:
-    m = cfg.model
-    if m.family in families.FAMILIES:
-        return families.build_model(cfg, example, num_classes)
-    if m.kind not in CLASSIFY_KINDS:
-        raise ConfigError(
-            f"`model.kind` for family {m.family!r} must be one of {', '.join(CLASSIFY_KINDS)}, "
-            f"got {m.kind!r}"
-        )
-    rnn_kwargs = {
-        "num_layers": m.num_layers, "bidirectional": m.bidirectional, "dropout": m.dropout,
-        "recurrent_dropout": m.recurrent_dropout, "layer_dropout": m.layer_dropout,
-        "activation": m.activation, "implementation": m.implementation, "init": m.init,
-    }  # fmt: skip
-    if m.family in ("regress", "tbptt"):
-        if m.kind in IMAGE_KINDS:
-            raise DataError(f"`model.kind` {m.kind!r} cannot read the adding problem's sequences")
-        return SequenceRegressor(m.kind, example.shape[-1], m.hidden_size, 1, **rnn_kwargs)
-    if m.kind == "cnn":
-        return CNNClassifier(
-            tuple(example.shape), num_classes, hidden_size=m.hidden_size, dropout=m.head_dropout
-        )
-    if m.kind == "cnn-small":
-        return SmallCNN(tuple(example.shape), num_classes, hidden_size=m.hidden_size)
-    if m.kind == "mlp":
-        hidden = (m.hidden_size,) * m.num_layers
-        return MLPClassifier(tuple(example.shape), num_classes, hidden_sizes=hidden,
-                             dropout=m.head_dropout)  # fmt: skip
-    rnn_kwargs.pop("num_layers")
-    return SequenceClassifier(
-        m.kind, example.shape[-1], m.hidden_size, num_classes, m.num_layers,
-        head_dropout=m.head_dropout, **rnn_kwargs,
-    )  # fmt: skip
+def make_update(cfg: Config, precision: Precision | None = None) -> Update:
+    """The one update path with ``cfg``'s clipping, regularisers and constraint."""
+    penalty, constraint = regularizers(cfg)
+    t = cfg.train
+    return Update(clip_norm=t.clip_norm, clip_value=t.clip_value, penalty=penalty,
+                  constraint=constraint, precision=precision)  # fmt: skip
 
 
-def _steps_for(cfg: Config, amp=None, *, graph: bool = False, log=print):
-    """``(train_step, eval_step)`` of ``cfg``'s family, options bound. ``amp``: the run's
-    :class:`~.precision.Precision`; ``graph``: wrap the step in a
-    :class:`~.cuda_graph.GraphedStep` (classify / regress; see
-    :func:`~.cuda_graph.fallback_reason`)."""
-    t, family = cfg.train, cfg.model.family
-    if family in families.FAMILIES:
-        return families.steps_for(cfg, amp)
-    penalty, after_step = regularizers(cfg)
-    kw = {"clip_norm": t.clip_norm, "clip_value": t.clip_value}
-    if family == "tbptt":
-        return functools.partial(steps.tbptt_step, k=t.tbptt_k, **kw), steps.regress_eval
-    kw |= {"penalty": penalty, "after_step": after_step}
-    if t.adversarial != "none":  # precision stays fp32 here (check_config)
-        adv = {"method": t.adversarial, "eps": t.adv_eps, "alpha": t.adv_alpha,
-               "steps": t.adv_steps, "mix": t.adv_mix}  # fmt: skip
-        if t.adv_eps_warmup > 0:
-            return WarmupAdversarialStep(t.adv_eps_warmup, **adv, **kw), steps.classify_eval
-        return functools.partial(adversarial_step, **adv, **kw), steps.classify_eval
-    kw["amp"] = amp
-    if graph and family in cuda_graph.GRAPH_FAMILIES:
-        eager = steps.classify_step if family == "classify" else steps.regress_step
-        step = cuda_graph.GraphedStep(family, functools.partial(eager, **kw), log=log, **kw)
-        return step, steps.classify_eval if family == "classify" else steps.regress_eval
-    if family == "regress":
-        return functools.partial(steps.regress_step, **kw), steps.regress_eval
-    return functools.partial(steps.classify_step, **kw), steps.classify_eval
+def steps_for(cfg: Config, precision: Precision | None = None, *, graph: bool = False, log=print):
+    """``(train_step, eval_step)`` of ``cfg``'s family, bound to the run's update path."""
+    ctx = StepContext(update=make_update(cfg, precision), graph=graph, log=log)
+    return families.get(cfg.model.family).steps(cfg, ctx)
+
+
+_steps_for = steps_for  # the name benchmarks used
+
+
+def _batches(split, batch_size: int, shard: dict, **kw):
+    """A family's split as batches: tensor tuples through :class:`Batches`, a Loader as is."""
+    if split is None or not isinstance(split, tuple):
+        return split
+    return Batches(*split, batch_size=batch_size, **shard, **kw)
 
 
 @contextlib.contextmanager
@@ -219,68 +115,73 @@ def train(
     ``dry_run`` trains 3 steps per epoch on synthetic data in a temporary folder.
     ``on_epoch_end(state, record)`` goes to :func:`~rnnlab.training.loop.fit` (tuning hooks).
     """
-    t = cfg.train
+    t, family = cfg.train, families.get(cfg.model.family)
     if cfg.run.tensorboard:
         from .logging import require_tensorboard
 
         require_tensorboard()  # before anything is made on disk
     rank, world_size, device = distributed.setup(t.device)
     log = log if rank == 0 else (lambda _: None)
-    if world_size > 1 and cfg.model.family not in ("classify", "regress"):
-        raise DataError(f"`model.family` {cfg.model.family} runs in one process; drop torchrun")
-    amp = make_precision(t.precision, device)  # refuses fp16 off CUDA before anything is made
+    if world_size > 1 and "ddp" not in family.supports:
+        raise DataError(f"`model.family` {family.name} runs in one process; drop torchrun")
+    precision = make_precision(t.precision, device)  # refuses fp16 off CUDA first
     graph = False
     if t.cuda_graph:
         why = cuda_graph.fallback_reason(cfg, device, world_size)
         graph = why is None
         if why is not None:
             log(f"cuda graph: off, {why}; training with the eager step")
+    run = None
     with _determinism(t.deterministic), contextlib.ExitStack() as stack:
         if world_size > 1:
             stack.callback(distributed.cleanup)
+        if resume_from is not None and rank == 0:
+            run = RunDir.open(resume_from)
+            run.lock()  # before anything is read: a second resume stops here
+            stack.callback(run.unlock)
         seed_everything(t.seed)
         data = build_data(cfg, dry_run=dry_run)
-        model = build_model(cfg, data.train[0][0], data.num_classes).to(device)
+        model = build_model(cfg, data.spec).to(device)
         n_params = count_parameters(model)
         model = distributed.wrap(model, device)
         shard = {"rank": rank, "world_size": world_size}
-        train_tensors = data.train
-        if graph:  # resident on the GPU, static batch shapes
-            train_tensors = tuple(x.to(device) for x in data.train)
-        train_data = Batches(
-            *train_tensors, batch_size=cfg.data.batch_size, seed=t.seed, drop_last=graph, **shard
+        train_split = data.train
+        if graph and isinstance(train_split, tuple):  # resident on the GPU, static shapes
+            train_split = tuple(x.to(device) for x in train_split)
+        train_data = _batches(
+            train_split, cfg.data.batch_size, shard, seed=t.seed, drop_last=graph
         )
-        evals = {
-            split: Batches(*tensors, batch_size=t.eval_batch_size, shuffle=False, **shard)
-            for split, tensors in (("val", data.val), ("test", data.test)) if tensors is not None
-        }  # fmt: skip
+        val_data = _batches(data.val, t.eval_batch_size, shard, shuffle=False)
+        test_data = _batches(data.test, t.eval_batch_size, shard, shuffle=False)
         capturable = graph and t.optimizer in cuda_graph.CAPTURABLE
-        optimizer = build_optimizer(
-            cfg, model, families.optimizer_parts(cfg, model), capturable=capturable
-        )
+        parts = family.parts(model) if family.parts is not None else None
+        optimizer = build_optimizer(cfg, model, parts, capturable=capturable)
         if capturable:
             cuda_graph.device_lr(optimizer, torch.device(device))
         max_steps = 3 if dry_run else t.max_steps
         per_epoch = min(len(train_data), max_steps) if max_steps else len(train_data)
         scheduler, interval = build_schedule(cfg, optimizer, per_epoch)
-        train_step, eval_step = _steps_for(cfg, amp, graph=graph, log=log)
+        train_step, eval_step = steps_for(cfg, precision, graph=graph, log=log)
+        extras = {"scaler": precision}
 
-        run, state = None, None
+        state = None
         if resume_from is not None:
-            run = RunDir.open(resume_from)
-            planned = run.config()["config"]["train"]["epochs"]
+            config = RunDir.open(resume_from).config()["config"]
+            planned = config["train"]["epochs"]
             if t.schedule in ("cosine", "onecycle") and t.epochs != planned:
                 raise ConfigError(
                     f"`train.epochs` must stay {planned} to resume a {t.schedule} schedule "
                     f"(it spans the planned steps), got {t.epochs}"
                 )
-            state = resume(
-                run.checkpoints / "last.pt", model, optimizer, scheduler, train_data, amp
-            )
+            last = run.checkpoints / "last.pt" if run is not None else None
+            if run is not None:
+                run.repair(load_checkpoint(last))
+            last = last or RunDir.open(resume_from).checkpoints / "last.pt"
+            state = resume(last, model, optimizer, scheduler, train_data, extras)
             if capturable:  # a loaded param group brings its lr back as saved
                 cuda_graph.device_lr(optimizer, torch.device(device))
-        else:
-            families.pretrain(cfg, model, data.train[0], dry_run)
+        elif family.prepare is not None:
+            family.prepare(cfg, model, data, dry_run)
         if rank == 0 and resume_from is None:
             out = stack.enter_context(tempfile.TemporaryDirectory()) if dry_run else None
             name = cfg.run.name or f"{cfg.run.preset or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -288,16 +189,18 @@ def train(
         if run is not None and cfg.run.tensorboard:
             run.use_tensorboard()
         where = f"{device}" + (f" x {world_size} processes" if world_size > 1 else "")
-        if rank == 0:
-            log(f"{cfg.run.preset or 'run'}: {n_params:,} parameters on {where}; {data.source}")
-        hook = epoch_hook(cfg, data.test, run, model, on_epoch_end)
+        log(f"{cfg.run.preset or 'run'}: {n_params:,} parameters on {where}; {data.source}")
+        hook = _epoch_hook(family, cfg, data, run, model, on_epoch_end)
+        options = FitOptions(
+            scheduler_interval=interval, patience=t.patience, max_steps=max_steps,
+            monitor=family.monitor, restore_best=t.restore_best, progress=progress,
+        )  # fmt: skip
         try:
             state = fit(
                 model, optimizer, train_data, train_step=train_step, eval_step=eval_step,
-                val_data=evals.get("val"), epochs=t.epochs, scheduler=scheduler,
-                scheduler_interval=interval, device=device, run=run, patience=t.patience,
-                max_steps=max_steps, state=state, log=log, progress=progress,
-                on_epoch_end=hook, amp=amp,
+                val_data=val_data, epochs=t.epochs, scheduler=scheduler, device=device,
+                run=run, state=state, options=options, extras=extras, on_epoch_end=hook,
+                log=log,
             )  # fmt: skip
         except TrainingStopped as e:
             if run is not None and run.committed:
@@ -309,20 +212,38 @@ def train(
             if run is not None:
                 run.abort()
             raise
-        test = evaluate(model, eval_step, evals["test"], device)
+        finally:
+            if run is not None:
+                run.unlock()
+        test = evaluate(model, eval_step, test_data, device)
         result = {"run": str(run.path) if run and not dry_run else None, "epochs": state.epoch,
                   "stopped": state.stopped, "parameters": n_params}  # fmt: skip
+        if state.restored:
+            result["restored_best_epoch"] = state.restored
         result |= {f"test_{k}": v for k, v in test.items()}
         if isinstance(train_step, cuda_graph.GraphedStep):
             result["cuda_graph_replays"] = train_step.replays
-        if cfg.model.family == "vae" and t.iw_k > 0:
-            k = min(t.iw_k, 8) if dry_run else t.iw_k
-            result["test_iw_nll"] = importance_weighted_test_nll(model, evals["test"], k, device)
+        if family.finish is not None:
+            result |= family.finish(cfg, model, test_data, device, dry_run)
         if run is not None and rank == 0:
             result |= _finish(run, model, cfg, result)
-        if rank == 0:
-            log("  ".join(f"{k} {v:.4f}" for k, v in result.items() if k.startswith("test_")))
+        log("  ".join(f"{k} {v:.4f}" for k, v in result.items() if k.startswith("test_")))
         return result
+
+
+def _epoch_hook(family, cfg: Config, data: Data, run, model: nn.Module, user=None):
+    """The loop's ``on_epoch_end``: the family's per-epoch artefacts into ``run``'s folder
+    (where the run is, i.e. rank 0), then the caller's ``user(state, record)``."""
+    if family.samples is None or run is None:
+        return user
+    writer = family.samples(cfg, data, lambda: run.path)
+
+    def hook(state, record: dict) -> None:
+        writer(model, state.epoch)
+        if user is not None:
+            user(state, record)
+
+    return hook
 
 
 def _finish(run: RunDir, model: nn.Module, cfg: Config, result: dict) -> dict:
@@ -337,32 +258,37 @@ def _finish(run: RunDir, model: nn.Module, cfg: Config, result: dict) -> dict:
     return {"seconds_per_epoch": seconds}
 
 
-def load_run(path: str | os.PathLike, checkpoint: str = "last") -> tuple[Config, nn.Module]:
-    """The config and the trained model (eval mode, CPU) of run folder ``path``."""
+def load_run(path: str | os.PathLike, checkpoint: str | None = None) -> tuple[Config, nn.Module]:
+    """The config and the trained model (eval mode, CPU) of run folder ``path``.
+    ``checkpoint``: "last" or "best"; by default the weights the run ended with (best when
+    ``train.restore_best`` put them back, else last)."""
     run = RunDir.open(path)
     cfg = config_from_dict(run.config()["config"])
-    ckpt = load_checkpoint(run.checkpoints / f"{checkpoint}.pt")
+    last = load_checkpoint(run.checkpoints / "last.pt")
+    if checkpoint is None:
+        restored = last.get("fit", {}).get("restored", 0)
+        checkpoint = "best" if restored and (run.checkpoints / "best.pt").is_file() else "last"
+    ckpt = last if checkpoint == "last" else load_checkpoint(run.checkpoints / f"{checkpoint}.pt")
     data = build_data(cfg, dry_run=True)  # only for shapes: nothing is read from disk
-    model = build_model(cfg, data.train[0][0], _num_classes(cfg))
+    model = build_model(cfg, data.spec)
     model.load_state_dict(ckpt["model"])
     return cfg, model.eval()
 
 
-def _num_classes(cfg: Config) -> int:
-    return 0 if cfg.data.dataset == "adding" else len(DATASETS[cfg.data.dataset].class_names)
-
-
 def evaluate_run(path: str | os.PathLike, *, data_dir: str | None = None) -> dict[str, float]:
-    """Test-split metrics of a run folder's last checkpoint."""
+    """Test-split metrics of a run folder's final weights (see :func:`load_run`)."""
     cfg, model = load_run(path)
     if data_dir is not None:
         cfg.data.data_dir = data_dir
     data = build_data(cfg)
-    eval_step = _steps_for(cfg)[1]
-    batches = Batches(*data.test, batch_size=cfg.train.eval_batch_size, shuffle=False)
+    eval_step = steps_for(cfg)[1]
+    batches = _batches(data.test, cfg.train.eval_batch_size, {}, shuffle=False)
     return {f"test_{k}": v for k, v in evaluate(model, eval_step, batches).items()}
 
 
 def model_input(cfg: Config, images: Tensor) -> Tensor:
-    """Images (N, H, W) in [0, 1] as the run's model reads them."""
-    return _model_input(cfg, images)
+    """Raw inputs (images (N, H, W) in [0, 1]) as the run's model reads them."""
+    family = families.get(cfg.model.family)
+    if family.model_input is None:
+        raise ConfigError(f"family {family.name!r} does not read images")
+    return family.model_input(cfg, images)

@@ -1,23 +1,32 @@
 """One generic training loop. Nothing in this file knows about RNNs, images or losses:
-families differ only in the step functions handed to :func:`fit` (:mod:`.steps`).
+families differ only in the train and eval steps handed to :func:`fit` (:mod:`.families`).
 
-Each epoch reads: batches -> train step -> LR schedule -> evaluation -> log -> checkpoint
--> early stopping. :class:`Batches` serves in-memory tensors in an order drawn from its own
-``torch.Generator``, whose state goes into the checkpoint, so a resumed run sees the same
-batches as one never interrupted. Under ``torch.distributed`` each rank takes its share of
-every global batch and evaluation sums are all-reduced.
+Each epoch reads: ``step.on_epoch_start`` -> batches -> train step -> LR schedule ->
+evaluation -> best / early stopping -> checkpoint -> log. :class:`Batches` serves in-memory
+tensors in an order drawn from its own ``torch.Generator``, whose state goes into the
+checkpoint, so a resumed run sees the same batches as one never interrupted. Under
+``torch.distributed`` each rank takes its share of every global batch and evaluation sums are
+all-reduced.
 
-A train step may defer its metrics (the CUDA-graph step of :mod:`.cuda_graph` sums them on
-the device and reads them once per epoch): it returns ``{}`` per batch and offers
-``start_epoch()`` and ``epoch_sums() -> (sums, seen)``; a step with a schedule of its own
-offers ``set_epoch(epoch, steps_per_epoch)``, called before each epoch. ``epoch_sums`` may raise
-:class:`NonFiniteError`, which stops training like a per-step one (the last checkpoint, the
-previous epoch's, stays good). A loss scaler (fp16, :mod:`.precision`) goes into every
-checkpoint as ``"scaler"``.
+A train step is any ``step(model, batch, optimizer) -> metrics``; a step with epoch-level
+duties subclasses :class:`Step`: ``on_epoch_start(epoch, steps)`` (a schedule of its own, a
+stateful model's reset) and ``epoch_metrics() -> (sums, seen)`` for metrics it defers (the
+CUDA-graph step sums them on the device and reads them once per epoch, returning ``{}`` per
+batch). ``epoch_metrics`` may raise :class:`~.update.NonFiniteError`, which stops training
+like a per-step one. ``extras`` (``{name: object with state_dict/load_state_dict}``, e.g. the
+loss scaler) go into every checkpoint under their names.
+
+On disk each epoch is written in the order that survives a kill at any point
+(:meth:`~.checkpoint.RunDir.save`): ``best.pt`` (when the epoch improved), then ``last.pt``
+(which holds the epoch's record), then the record is appended to ``metrics.jsonl``;
+:func:`resume` trims the log to the checkpoint (or completes it from the checkpoint's
+record). ``restore_best`` (Keras's ``restore_best_weights``) ends training with the weights
+of the best epoch.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -29,9 +38,10 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from .checkpoint import RunDir, get_rng_state, load_checkpoint, set_rng_state, unwrap
-from .steps import NonFiniteError
+from .update import NonFiniteError
 
-__all__ = ["Batches", "FitState", "TrainingStopped", "evaluate", "fit", "resume"]
+__all__ = ["Batches", "FitOptions", "FitState", "Step", "TrainingStopped", "evaluate", "fit",
+           "resume"]  # fmt: skip
 
 
 class TrainingStopped(RuntimeError):
@@ -40,6 +50,20 @@ class TrainingStopped(RuntimeError):
     def __init__(self, message: str, state: FitState) -> None:
         super().__init__(message)
         self.state = state
+
+
+class Step:
+    """A train step with epoch hooks; plain functions need none of this."""
+
+    def __call__(self, model: nn.Module, batch, optimizer) -> dict[str, float]:
+        raise NotImplementedError
+
+    def on_epoch_start(self, epoch: int, steps: int) -> None:
+        """Before epoch ``epoch`` (0-based, also after a resume) of ``steps`` batches."""
+
+    def epoch_metrics(self) -> tuple[dict[str, float], int]:
+        """Metric sums this step deferred during the epoch and the examples they cover."""
+        return {}, 0
 
 
 class Batches:
@@ -100,6 +124,25 @@ class FitState:
     best_epoch: int = 0
     bad_epochs: int = 0  # epochs since the best (early stopping)
     stopped: str = ""  # why training ended early, if it did
+    restored: int = 0  # the epoch whose weights restore_best put back (0 = none)
+
+
+@dataclass
+class FitOptions:
+    """How :func:`fit` schedules, stops and ends.
+
+    ``scheduler_interval``: "step", "epoch" or "plateau" (stepped with the monitored value);
+    ``patience`` > 0 stops after that many epochs without improvement; ``max_steps`` > 0 cuts
+    each epoch short (dry runs); ``monitor``: False when the steps have no single loss (no
+    best, no early stopping); ``restore_best``: end with the best epoch's weights (only when
+    there is validation data); ``progress``: a tqdm bar per epoch."""
+
+    scheduler_interval: str = "epoch"
+    patience: int = 0
+    max_steps: int = 0
+    monitor: bool = True
+    restore_best: bool = False
+    progress: bool = True
 
 
 def _to(batch, device) -> tuple:
@@ -131,154 +174,177 @@ def evaluate(model: nn.Module, eval_step: Callable, batches, device="cpu") -> di
     return {k: sums[k] / max(count, 1) for k in keys}
 
 
-def _checkpoint(model, optimizer, scheduler, data: Batches, state: FitState, amp=None) -> dict:
-    return {
-        "scaler": amp.state_dict() if amp is not None else None,
+def _checkpoint(model, optimizer, scheduler, data, state: FitState, extras, record) -> dict:
+    ckpt = {name: obj.state_dict() for name, obj in extras.items()}
+    return ckpt | {
         "model": unwrap(model).state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "data": data.state_dict(),
         "fit": asdict(state),
         "rng": get_rng_state(),
+        "record": record,
     }
 
 
-def resume(path, model, optimizer, scheduler, data: Batches, amp=None) -> FitState:
+def resume(path, model, optimizer, scheduler, data, extras: dict | None = None) -> FitState:
     """Restore everything :func:`fit` saved in checkpoint ``path``; returns its FitState.
-    ``amp``: the run's :class:`~.precision.Precision`, whose loss scaler is restored too."""
+    ``extras``: the objects :func:`fit` got as ``extras`` (e.g. ``{"scaler": precision}``)."""
     ckpt = load_checkpoint(path)
-    if amp is not None:
-        amp.load_state_dict(ckpt.get("scaler"))
+    for name, obj in (extras or {}).items():
+        obj.load_state_dict(ckpt.get(name))
     unwrap(model).load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     if scheduler is not None and ckpt["scheduler"] is not None:
         scheduler.load_state_dict(ckpt["scheduler"])
     data.load_state_dict(ckpt["data"])
     set_rng_state(ckpt["rng"])
-    return FitState(**ckpt["fit"])
+    known = set(FitState.__dataclass_fields__)
+    return FitState(**{k: v for k, v in ckpt["fit"].items() if k in known})
+
+
+def _stop(state: FitState, e: NonFiniteError, where: str) -> TrainingStopped:
+    state.stopped = f"non-finite {where}"
+    return TrainingStopped(f"training stopped: {e} ({state.stopped})", state)
+
+
+def _train_epoch(model, optimizer, train_data, step, scheduler, state, options, device, bar):
+    """One pass over ``train_data``; returns the epoch's mean train metrics."""
+    sums, seen = {}, 0
+    step.on_epoch_start(state.epoch, bar.total)
+    for i, batch in enumerate(train_data):
+        if options.max_steps and i >= options.max_steps:
+            break
+        try:
+            metrics = step(model, _to(batch, device), optimizer)
+        except NonFiniteError as e:
+            raise _stop(state, e, f"at epoch {state.epoch + 1}, step {state.step + 1}") from e
+        state.step += 1
+        if scheduler is not None and options.scheduler_interval == "step":
+            scheduler.step()
+        if metrics:  # a deferring step returns {} and sums on the device
+            n = len(batch[0])
+            for key, value in metrics.items():
+                sums[key] = sums.get(key, 0.0) + value * n
+            seen += n
+            bar.set_postfix({k: f"{v / seen:.4g}" for k, v in sums.items()}, refresh=False)
+        bar.update()
+    try:
+        deferred, n = step.epoch_metrics()  # one device -> host read per epoch
+    except NonFiniteError as e:
+        raise _stop(state, e, f"in epoch {state.epoch + 1}") from e
+    for key, value in deferred.items():
+        sums[key] = sums.get(key, 0.0) + value
+    seen += n
+    return {f"train_{k}": v / max(seen, 1) for k, v in sums.items()}
+
+
+class _FunctionStep(Step):
+    def __init__(self, fn: Callable) -> None:
+        self.fn = fn
+
+    def __call__(self, model, batch, optimizer):
+        return self.fn(model, batch, optimizer)
 
 
 def fit(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    train_data: Batches,
+    train_data,
     *,
-    train_step: Callable,
+    train_step: Callable | Step,
+    epochs: int,
     eval_step: Callable | None = None,
     val_data=None,
-    epochs: int,
     scheduler=None,
-    scheduler_interval: str = "epoch",
     device: str | torch.device = "cpu",
     run: RunDir | None = None,
-    patience: int = 0,
-    max_steps: int = 0,
     state: FitState | None = None,
-    log: Callable[[str], None] | None = print,
-    progress: bool = True,
+    options: FitOptions | None = None,
+    extras: dict | None = None,
     on_epoch_end: Callable[[FitState, dict], None] | None = None,
-    amp=None,
+    log: Callable[[str], None] | None = print,
 ) -> FitState:
     """Train ``model`` for ``epochs`` (from ``state.epoch`` when resuming).
 
-    ``train_step(model, batch, optimizer) -> metrics`` (bind clipping etc. with
-    ``functools.partial``); ``eval_step(model, batch) -> metrics`` on ``val_data`` after each
-    epoch. ``scheduler_interval``: "step", "epoch" or "plateau" (stepped with the monitored
-    value). The monitored value is the validation loss, else the training loss; ``patience``
-    > 0 stops after that many epochs without improvement. ``max_steps`` > 0 cuts each
-    epoch short (dry runs). With ``run``, each epoch appends to metrics.jsonl and saves
-    checkpoints (only on rank 0). A non-finite loss or gradient raises
-    :class:`TrainingStopped` before the optimizer steps; the last checkpoint stays good.
-    ``on_epoch_end(state, record)`` runs after each epoch's evaluation, log and checkpoint
-    (on every rank); what it raises propagates (Optuna's ``TrialPruned`` ends the run there,
-    its checkpoint intact). Setting ``state.stopped`` in it stops training after the epoch.
-    ``amp``: the :class:`~.precision.Precision` the steps use; its scaler is checkpointed.
+    ``train_step(model, batch, optimizer) -> metrics`` (a function, or a :class:`Step`);
+    ``eval_step(model, batch) -> metrics`` on ``val_data`` after each epoch. The monitored
+    value is the validation loss, else the training loss. With ``run``, each epoch saves
+    checkpoints and appends to metrics.jsonl (rank 0 only). A non-finite loss or gradient
+    raises :class:`TrainingStopped` before the optimizer steps; the last checkpoint stays
+    good. ``on_epoch_end(state, record)`` runs after each epoch's checkpoint (on every rank);
+    what it raises propagates (Optuna's ``TrialPruned`` ends the run there, its checkpoint
+    intact); setting ``state.stopped`` in it stops training after the epoch.
     """
-    state = state or FitState()
+    state, options, extras = state or FitState(), options or FitOptions(), extras or {}
+    step = train_step if isinstance(train_step, Step) else _FunctionStep(train_step)
     main = not _distributed() or dist.get_rank() == 0
     say = log if (log is not None and main) else (lambda _: None)
+    restore = options.restore_best and options.monitor and val_data is not None
+    best_weights = None
     while state.epoch < epochs:
-        # train one epoch
-        t0, sums, seen = time.perf_counter(), {}, 0
-        total = min(len(train_data), max_steps) if max_steps else len(train_data)
+        t0 = time.perf_counter()
+        total = min(len(train_data), options.max_steps) if options.max_steps else len(train_data)
         bar = tqdm(
             total=total, desc=f"epoch {state.epoch + 1}/{epochs}", leave=False,
-            disable=not (progress and main), dynamic_ncols=True,
+            disable=not (options.progress and main), dynamic_ncols=True,
         )  # fmt: skip
-        if hasattr(train_step, "start_epoch"):
-            train_step.start_epoch()
-        if hasattr(train_step, "set_epoch"):  # steps with a schedule of their own
-            train_step.set_epoch(state.epoch, total)
-        for i, batch in enumerate(train_data):
-            if max_steps and i >= max_steps:
-                break
-            try:
-                metrics = train_step(model, _to(batch, device), optimizer)
-            except NonFiniteError as e:
-                bar.close()
-                state.stopped = f"non-finite at epoch {state.epoch + 1}, step {state.step + 1}"
-                raise TrainingStopped(f"training stopped: {e} ({state.stopped})", state) from e
-            state.step += 1
-            if scheduler is not None and scheduler_interval == "step":
-                scheduler.step()
-            if metrics:  # a deferring step returns {} and sums on the device
-                n = len(batch[0])
-                for key, value in metrics.items():
-                    sums[key] = sums.get(key, 0.0) + value * n
-                seen += n
-                bar.set_postfix({k: f"{v / seen:.4g}" for k, v in sums.items()}, refresh=False)
-            bar.update()
-        bar.close()
-        if hasattr(train_step, "epoch_sums"):
-            try:
-                deferred, n = train_step.epoch_sums()  # one device -> host read per epoch
-            except NonFiniteError as e:
-                state.stopped = f"non-finite in epoch {state.epoch + 1}"
-                raise TrainingStopped(f"training stopped: {e} ({state.stopped})", state) from e
-            for key, value in deferred.items():
-                sums[key] = sums.get(key, 0.0) + value
-            seen += n
+        try:
+            train = _train_epoch(
+                model, optimizer, train_data, step, scheduler, state, options, device, bar
+            )
+        finally:
+            bar.close()
         state.epoch += 1
         record = {"epoch": state.epoch, "step": state.step, "seconds": time.perf_counter() - t0}
-        record |= {f"train_{k}": v / max(seen, 1) for k, v in sums.items()}
+        record |= train
         record["lr"] = float(optimizer.param_groups[0]["lr"])  # a tensor under capturable Adam
-
-        # evaluate, schedule, log
         if val_data is not None and eval_step is not None:
-            record |= {
-                f"val_{k}": v for k, v in evaluate(model, eval_step, val_data, device).items()
-            }
+            val = evaluate(model, eval_step, val_data, device)
+            record |= {f"val_{k}": v for k, v in val.items()}
         monitored = record.get("val_loss", record.get("train_loss", math.inf))
-        if scheduler is not None and scheduler_interval == "epoch":
+        if scheduler is not None and options.scheduler_interval == "epoch":
             scheduler.step()
-        elif scheduler is not None and scheduler_interval == "plateau":
+        elif scheduler is not None and options.scheduler_interval == "plateau":
             scheduler.step(monitored)
-        improved = monitored < state.best
+        improved = options.monitor and monitored < state.best
         if improved:
             state.best, state.best_epoch, state.bad_epochs = monitored, state.epoch, 0
+            if restore:
+                best_weights = copy.deepcopy(unwrap(model).state_dict())
         else:
             state.bad_epochs += 1
-
-        # checkpoint, log, then maybe stop
-        if patience and state.bad_epochs >= patience:
-            state.stopped = f"early stopping: no improvement for {patience} epochs"
+        if options.patience and state.bad_epochs >= options.patience:
+            state.stopped = f"early stopping: no improvement for {options.patience} epochs"
         if run is not None and main:
-            run.log(record)
-            ckpt = _checkpoint(model, optimizer, scheduler, train_data, state, amp)
-            run.save(ckpt, best=improved)
+            ckpt = _checkpoint(model, optimizer, scheduler, train_data, state, extras, record)
+            run.save(ckpt, best=improved, record=record)
         say(_format(record, epochs))
         if on_epoch_end is not None:
             on_epoch_end(state, record)
         if state.stopped:
             say(state.stopped)
             break
+    if restore and state.best_epoch and state.best_epoch != state.epoch:
+        _restore_best(model, state, best_weights, run, say)
     return state
+
+
+def _restore_best(model, state: FitState, weights, run, say) -> None:
+    """Put the best epoch's weights back (from memory, or ``best.pt`` after a resume)."""
+    if weights is None and run is not None and (run.checkpoints / "best.pt").is_file():
+        weights = load_checkpoint(run.checkpoints / "best.pt")["model"]
+    if weights is None:
+        return  # rank > 0 after a resume: no run folder here, nothing to restore from
+    unwrap(model).load_state_dict(weights)
+    state.restored = state.best_epoch
+    say(f"restore_best: the weights of epoch {state.best_epoch} (best {state.best:.4f})")
 
 
 def _format(record: dict, epochs: int) -> str:
     parts = [f"epoch {record['epoch']}/{epochs}"]
     for key, value in record.items():
-        if key.startswith(("train_", "val_")) and key != "train_grad_norm":
+        if key.startswith(("train_", "val_")) and not key.endswith("grad_norm"):
             parts.append(f"{key} {value:.4f}")
     parts.append(f"lr {record['lr']:.3g}  {record['seconds']:.1f}s")
     return "  ".join(parts)

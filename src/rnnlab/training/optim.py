@@ -33,8 +33,9 @@ def _one(name: str, params: Iterable, cfg: Config, capturable: bool = False):
         return torch.optim.RMSprop(params, momentum=t.momentum, **kw)
     if name == "adagrad":
         return torch.optim.Adagrad(params, **kw)
-    gan = cfg.model.family in ("gan", "vaegan")
-    beta1 = t.beta1 if t.beta1 is not None else (0.5 if gan else 0.9)
+    from .families import get  # the registry imports this package's config
+
+    beta1 = t.beta1 if t.beta1 is not None else get(cfg.model.family).beta1
     cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
     extra = {"capturable": True} if capturable else {}  # CUDA-graph capture (.cuda_graph)
     return cls(params, betas=(beta1, t.beta2), **kw, **extra)
@@ -98,16 +99,17 @@ class MultiScheduler:
 def build_optimizer(
     cfg: Config,
     model: nn.Module,
-    parts: Mapping[str, Iterable] | None = None,
+    parts: Mapping[str, Iterable | nn.Module] | None = None,
     *,
     capturable: bool = False,
 ) -> torch.optim.Optimizer | MultiOptimizer:
     """``cfg.train.optimizer`` over ``model``'s parameters, or a :class:`MultiOptimizer` with
-    one such optimizer per entry of ``parts`` (``{name: parameters}``). ``capturable``: Adam
+    one such optimizer per entry of ``parts`` (``{name: parameters or module}``). ``capturable``: Adam
     and AdamW keep their step count on the device, as CUDA-graph capture needs."""
     if parts is None:
         return _one(cfg.train.optimizer, model.parameters(), cfg, capturable)
-    return MultiOptimizer({k: _one(cfg.train.optimizer, p, cfg) for k, p in parts.items()})
+    params = {k: p.parameters() if isinstance(p, nn.Module) else p for k, p in parts.items()}
+    return MultiOptimizer({k: _one(cfg.train.optimizer, p, cfg) for k, p in params.items()})
 
 
 def _schedule(cfg: Config, optimizer: torch.optim.Optimizer, steps_per_epoch: int):

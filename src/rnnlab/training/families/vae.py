@@ -1,0 +1,123 @@
+"""vae: the variational autoencoder (Kingma & Welling 2014; :mod:`rnnlab.models.vae`) on
+images (B, 1, H, W) in [0, 1]. The step minimises the beta-weighted negative ELBO (Higgins et
+al. 2017) through the one update path; eval reports it and the negative ELBO at beta = 1
+(nats per example). ``train.iw_k`` > 0 adds the importance-weighted test NLL (Burda et al.
+2016) after training."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import Tensor, nn
+
+from rnnlab.models.vae import VAE, ConvVAE, importance_weighted_nll
+
+from ..config import Config
+from ..update import Update
+from . import DataSpec, Family, StepContext
+from ._common import IMAGE_DATASETS, image_data, square
+from ._samples import SAMPLE_SEED, GridWriter, pairs
+
+__all__ = ["FAMILY", "importance_weighted_test_nll", "vae_eval", "vae_step"]
+
+
+def _first(batch) -> Tensor:
+    return batch[0] if isinstance(batch, (tuple, list)) else batch
+
+
+def model_input(cfg: Config, images: Tensor) -> Tensor:
+    return images[:, None]
+
+
+def build_model(cfg: Config, spec: DataSpec) -> nn.Module:
+    m, example = cfg.model, spec.example
+    if m.kind == "conv":
+        return ConvVAE(1, square(example, "a conv VAE"), m.latent_dim, m.base_channels,
+                       m.likelihood)  # fmt: skip
+    hidden = (m.hidden_size,) * m.num_layers
+    return VAE(example.numel(), m.latent_dim, hidden, m.likelihood, tuple(example.shape))
+
+
+def vae_step(
+    model: nn.Module, batch, optimizer, *, beta: float = 1.0, update: Update | None = None
+) -> dict[str, float]:
+    """One update on the negative ELBO (``model.elbo(x, beta)``); ``batch`` is ``x`` or
+    ``(x, y)``. Returns ``{"loss", "reconstruction", "kl", "grad_norm"}`` (nats per example)."""
+    update = update or Update()
+    model.train()
+    with update.autocast():
+        loss, parts = model.elbo(_first(batch), beta=beta)
+    parts = {k: v.item() for k, v in parts.items()}
+    return {"loss": loss.item(), **parts, **update(loss, model, optimizer)}
+
+
+@torch.no_grad()
+def vae_eval(model: nn.Module, batch, *, beta: float = 1.0) -> dict[str, float]:
+    """``loss`` (the training objective), ``neg_elbo`` (beta = 1) and its two parts."""
+    model.eval()
+    x = batch[0]
+    loss, parts = model.elbo(x, beta=beta)
+    neg_elbo, parts = model.elbo(x, beta=1.0) if beta != 1.0 else (loss, parts)
+    return {"loss": loss.item(), "neg_elbo": neg_elbo.item(),
+            **{k: v.item() for k, v in parts.items()}}  # fmt: skip
+
+
+def importance_weighted_test_nll(model: nn.Module, batches, k: int, device) -> float:
+    """Mean IWAE bound on -log p(x) in nats over ``batches`` with ``k`` samples each, drawn
+    from a fixed seed (the global generator's state is restored after)."""
+    total, count = 0.0, 0
+    state = torch.get_rng_state()  # importance_weighted_nll draws from the global generator
+    try:
+        torch.manual_seed(SAMPLE_SEED)
+        for batch in batches:
+            x = batch[0].to(device)
+            total += float(importance_weighted_nll(model, x, k=k, batch_k=min(k, 100)).sum())
+            count += len(x)
+    finally:
+        torch.set_rng_state(state)
+    return total / max(count, 1)
+
+
+def finish(cfg: Config, model, test_batches, device, dry_run: bool) -> dict[str, float]:
+    if cfg.train.iw_k <= 0:
+        return {}
+    k = min(cfg.train.iw_k, 8) if dry_run else cfg.train.iw_k
+    return {"test_iw_nll": importance_weighted_test_nll(model, test_batches, k, device)}
+
+
+def generate(model: nn.Module, z: Tensor, labels: Tensor | None = None) -> Tensor:
+    """Images in [0, 1] for latents ``z`` (N, latent_dim): the decoder's means."""
+    return model.decode(z)
+
+
+def _draw(model, x, y, n, rng) -> dict[str, Tensor]:
+    z = torch.randn(n, model.latent_dim, generator=rng).to(x.device)
+    return {"reconstructions": pairs(x, model.reconstruct(x)), "samples": generate(model, z)}
+
+
+def steps(cfg: Config, ctx: StepContext):
+    beta = cfg.train.beta
+    return (functools.partial(vae_step, beta=beta, update=ctx.update),
+            functools.partial(vae_eval, beta=beta))  # fmt: skip
+
+
+FAMILY = Family(
+    name="vae",
+    description="variational autoencoders: negative ELBO; samples and IW-NLL",
+    kinds=("mlp", "conv"),
+    datasets=IMAGE_DATASETS,
+    build_data=lambda cfg, dry_run: image_data(cfg, dry_run, model_input),
+    build_model=build_model,
+    steps=steps,
+    keys=frozenset({
+        "model.hidden_size", "model.num_layers", "model.latent_dim", "model.base_channels",
+        "model.likelihood", "train.beta", "train.iw_k", "train.samples",
+    }),  # fmt: skip
+    supports=frozenset({"samples", "generation"}),
+    samples=lambda cfg, data, folder: GridWriter(cfg, data, folder, _draw),
+    finish=finish,
+    summary_input=lambda cfg, spec: tuple(spec.example.shape),
+    generate=generate,
+    model_input=model_input,
+)
