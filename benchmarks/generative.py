@@ -4,7 +4,7 @@ For each model, two trainers run the same number of steps on the same batches (M
 if found, else random images of its shape):
 
 - ``rnnlab``: exactly what ``rnnlab train vae-mnist`` / ``dcgan-mnist`` runs per step: the
-  preset's model from ``training.families.build_model``, its optimizer(s) from
+  preset's model from ``training.experiment.build_model``, its optimizer(s) from
   ``training.optim.build_optimizer`` and the family's train step (``vae_step``; ``gan_step``
   with its frozen-D generator phase and per-step ``.item()`` metrics), batches from
   ``training.loop.Batches``;
@@ -32,6 +32,7 @@ from torch import nn
 
 from rnnlab.training import families
 from rnnlab.training.config import apply_overrides, load_preset
+from rnnlab.training.experiment import build_model, model_input, steps_for
 from rnnlab.training.loop import Batches
 from rnnlab.training.optim import build_optimizer
 
@@ -89,9 +90,10 @@ def _forever(batches: Batches):
 
 def bench_vae(x: torch.Tensor, steps: int, block: int) -> dict:
     cfg = load_preset("vae-mnist")
-    ours = families.build_model(cfg, x[0], 10)
-    opt = build_optimizer(cfg, ours, families.optimizer_parts(cfg, ours))
-    step = families.steps_for(cfg)[0]
+    data = model_input(cfg, x)
+    ours = build_model(cfg, data[0], 10)
+    opt = build_optimizer(cfg, ours)
+    step = steps_for(cfg)[0]
     enc, dec, plain = _plain_vae(cfg.model.latent_dim, cfg.model.hidden_size)
     # rnnlab: encoder Linear, to_mu, to_logvar, decoder; plain: one Linear emits [mu, logvar]
     with torch.no_grad():
@@ -114,7 +116,6 @@ def bench_vae(x: torch.Tensor, steps: int, block: int) -> dict:
         popt.step()
         return {"loss": loss.item()}
 
-    data = families.model_input(cfg, x)
     mine = _forever(Batches(data, batch_size=cfg.data.batch_size, seed=0))
     theirs = _forever(Batches(data, batch_size=cfg.data.batch_size, seed=0))
     return _race(lambda b: step(ours, b, opt), plain_step, mine, theirs, steps, block, "loss")
@@ -123,10 +124,10 @@ def bench_vae(x: torch.Tensor, steps: int, block: int) -> dict:
 def bench_dcgan(x: torch.Tensor, steps: int, block: int) -> dict:
     cfg = apply_overrides(load_preset("dcgan-mnist"),
                           ["--model.base_channels=32", "--train.label_smoothing=0"])  # fmt: skip
-    data = families.model_input(cfg, x)
-    ours = families.build_model(cfg, data[0], 10)
-    opt = build_optimizer(cfg, ours, families.optimizer_parts(cfg, ours))
-    step = families.steps_for(cfg)[0]
+    data = model_input(cfg, x)
+    ours = build_model(cfg, data[0], 10)
+    opt = build_optimizer(cfg, ours, families.get("gan").parts(ours))
+    step = steps_for(cfg)[0]
     g, d = _plain_dcgan(cfg.model.latent_dim, cfg.model.base_channels)
     _copy(ours.generator, g)
     _copy(ours.discriminator, d)

@@ -14,7 +14,7 @@ MNIST's training images come from ``--data-dir`` (tiled to 60,000 when the folde
 10k subset); without them, 60,000 synthetic images of the same shape. Variants:
 
 - ``torch eager``:        a plain PyTorch loop over nn.LSTM + nn.Linear (no host reads);
-- ``rnnlab eager``:       ``rnnlab.training.steps.classify_step`` (what ``rnnlab train``
+- ``rnnlab eager``:       ``rnnlab.training.families.classify.classify_step`` (what ``rnnlab train``
                           runs: it reads loss, accuracy and gradient norm every step);
 - ``rnnlab graph``:       the same step captured as one CUDA graph
                           (:class:`rnnlab.training.cuda_graph.GraphedStep`, ``--cuda-graph``);
@@ -167,9 +167,10 @@ def _torch_step(model, batch, optimizer) -> dict:
 
 def _variants(skip_explicit: bool) -> dict[str, Callable[[], tuple[nn.Module, _Step]]]:
     from rnnlab.models.classifiers import SequenceClassifier
-    from rnnlab.training import steps
     from rnnlab.training.cuda_graph import GraphedStep, device_lr
+    from rnnlab.training.families.classify import classify_step
     from rnnlab.training.precision import make_precision
+    from rnnlab.training.update import Update
 
     def torch_eager():
         model = TorchRowClassifier().cuda()
@@ -179,12 +180,12 @@ def _variants(skip_explicit: bool) -> dict[str, Callable[[], tuple[nn.Module, _S
         def build():
             model = SequenceClassifier("lstm", 28, 128, 10, implementation=implementation).cuda()
             opt = torch.optim.Adam(model.parameters(), lr=1e-3, capturable=graph)
-            amp = make_precision(precision, "cuda")
-            eager = functools.partial(steps.classify_step, amp=amp)
+            update = Update(precision=make_precision(precision, "cuda"))
+            eager = functools.partial(classify_step, update=update)
             if not graph:
                 return model, _Step(eager, opt)
             device_lr(opt, torch.device("cuda"))
-            return model, _Step(GraphedStep("classify", eager, amp=amp, log=print), opt)
+            return model, _Step(GraphedStep("classify", eager, update=update, log=print), opt)
 
         return build
 

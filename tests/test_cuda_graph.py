@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from rnnlab.models.classifiers import SequenceClassifier
-from rnnlab.training import steps
 from rnnlab.training.config import apply_overrides, load_preset
 from rnnlab.training.cuda_graph import GraphedStep, device_lr, fallback_reason
 from rnnlab.training.experiment import train
+from rnnlab.training.families.classify import classify_step
 from rnnlab.training.loop import Batches
+from rnnlab.training.update import NonFiniteError, Update
 
 
 def _cfg(*flags):
@@ -99,19 +100,19 @@ def test_captured_body_matches_the_eager_step_after_undone_warm_up(optimizer):
 
     opt, twin_opt = make(model), make(twin)
     x, y = _toy()
-    kw = {"clip_norm": 0.5}
-    step = GraphedStep("classify", functools.partial(steps.classify_step, **kw), **kw)
+    kw = {"update": Update(clip_norm=0.5)}
+    step = GraphedStep("classify", functools.partial(classify_step, **kw), **kw)
     step._prepare(x, y)
     saved = step._snapshot(model, opt)
     for _ in range(3):
         opt.zero_grad(set_to_none=True)
         step._body(model, opt)
     step._restore(model, opt, *saved)
-    step.start_epoch()
+    step.on_epoch_start(0, 1)
     step._body(model, opt)
     step._seen = len(x)
-    sums, seen = step.epoch_sums()
-    ref = steps.classify_step(twin, (x, y), twin_opt, **kw)
+    sums, seen = step.epoch_metrics()
+    ref = classify_step(twin, (x, y), twin_opt, **kw)
     assert seen == len(x)
     assert sums["loss"] / seen == pytest.approx(ref["loss"], rel=1e-5)
     assert sums["accuracy"] / seen == pytest.approx(ref["accuracy"])
@@ -121,30 +122,28 @@ def test_captured_body_matches_the_eager_step_after_undone_warm_up(optimizer):
 
 
 def test_a_non_finite_captured_step_is_reported_at_the_epoch_end():
-    from rnnlab.training.steps import NonFiniteError
-
     model = SequenceClassifier("gru", 4, 8, 3)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     x, y = _toy()
-    step = GraphedStep("classify", steps.classify_step)
+    step = GraphedStep("classify", classify_step)
     step._prepare(x * float("nan"), y)
     step._body(model, opt)
     step._seen = len(x)
     with pytest.raises(NonFiniteError, match="non-finite"):
-        step.epoch_sums()
+        step.epoch_metrics()
 
 
 def test_capture_failure_falls_back_to_the_eager_step_with_one_line():
     lines = []
     model = SequenceClassifier("gru", 4, 8, 3)
     opt = torch.optim.Adam(model.parameters())
-    step = GraphedStep("classify", steps.classify_step, log=lines.append)
+    step = GraphedStep("classify", classify_step, log=lines.append)
     x, y = _toy()
     first = step(model, (x, y), opt)  # CPU tensors: capture refuses, eager runs
     second = step(model, (x, y), opt)
     assert set(first) >= {"loss", "accuracy"} and set(second) >= {"loss", "accuracy"}
     assert len(lines) == 1 and lines[0].startswith("cuda graph: off, capture failed")
-    assert step.replays == 0 and step.epoch_sums() == ({}, 0)
+    assert step.replays == 0 and step.epoch_metrics() == ({}, 0)
 
 
 def test_device_lr_makes_a_tensor_lr_that_schedules_fill_in_place():

@@ -13,13 +13,13 @@ from rnnlab.models.gans import (
     MLPGenerator,
 )
 from rnnlab.models.vaegan import VAEGAN
-from rnnlab.training.generative_steps import (
+from rnnlab.training.families.gan import (
     discriminator_phase,
     gan_step,
     generator_phase,
     make_gan_optimizers,
-    vaegan_step,
 )
+from rnnlab.training.families.vaegan import vaegan_step
 
 
 def _snap(m):
@@ -109,7 +109,7 @@ def test_phases_move_only_their_own_network():
     assert _same(d, d1) and not _same(g, g0)
     assert all(torch.equal(p.grad, q) for p, q in zip(d.parameters(), d_grads, strict=True))
     assert all(p.requires_grad for p in d.parameters())  # restored after the phase
-    assert set(out) == {"g_loss"}
+    assert set(out) == {"g_loss", "g_grad_norm"}
 
 
 def test_gan_step_conditional_and_reproducible():
@@ -126,7 +126,7 @@ def test_gan_step_conditional_and_reproducible():
 
     a, b = run(), run()
     assert a == b
-    assert set(a) == {"d_loss", "d_real", "d_fake", "g_loss"}
+    assert set(a) == {"d_loss", "d_real", "d_fake", "d_grad_norm", "g_loss", "g_grad_norm"}
     with pytest.raises(ValueError, match="loss"):
         g, d = MLPGenerator(4), MLPDiscriminator()
         gan_step(g, d, torch.rand(2, 1, 28, 28), *make_gan_optimizers(g, d), z_dim=4, loss="x")

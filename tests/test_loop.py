@@ -2,15 +2,18 @@
 batch sharding, TBPTT."""
 
 import functools
+import itertools
 
 import pytest
 import torch
 
 from rnnlab.data import adding_problem
 from rnnlab.models.classifiers import SequenceClassifier, SequenceRegressor
-from rnnlab.training import steps
 from rnnlab.training.checkpoint import RunDir, load_checkpoint
-from rnnlab.training.loop import Batches, TrainingStopped, evaluate, fit
+from rnnlab.training.families.classify import classify_eval, classify_step
+from rnnlab.training.families.tbptt import _final_step_mse, tbptt_step
+from rnnlab.training.loop import Batches, FitOptions, TrainingStopped, evaluate, fit
+from rnnlab.training.update import Update
 
 
 def _toy(n=64, T=5, seed=0):
@@ -26,8 +29,8 @@ def _fit(model, x, y, **kwargs):
     val = Batches(x, y, batch_size=32, shuffle=False)
     kwargs.setdefault("epochs", 5)
     return fit(
-        model, opt, data, train_step=steps.classify_step, eval_step=steps.classify_eval,
-        val_data=val, log=None, progress=False, **kwargs,
+        model, opt, data, train_step=classify_step, eval_step=classify_eval,
+        val_data=val, log=None, **kwargs,
     )  # fmt: skip
 
 
@@ -36,7 +39,7 @@ def test_fit_learns_a_separable_toy_task():
     x, y = _toy()
     state = _fit(model, x, y)
     assert state.epoch == 5 and state.step == 20
-    assert evaluate(model, steps.classify_eval, Batches(x, y, batch_size=64))["accuracy"] > 0.9
+    assert evaluate(model, classify_eval, Batches(x, y, batch_size=64))["accuracy"] > 0.9
 
 
 def test_run_folder_holds_config_metrics_and_checkpoints(tmp_path):
@@ -87,9 +90,9 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement():
 
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     state = fit(
-        model, opt, Batches(x, y, batch_size=16), train_step=steps.classify_step,
-        eval_step=frozen_eval, val_data=[(x, y)], epochs=10, patience=2, log=None,
-        progress=False,
+        model, opt, Batches(x, y, batch_size=16), train_step=classify_step,
+        eval_step=frozen_eval, val_data=[(x, y)], epochs=10, options=FitOptions(patience=2),
+        log=None,
     )  # fmt: skip
     assert state.epoch == 3 and "early stopping" in state.stopped
 
@@ -130,7 +133,7 @@ def test_tbptt_step_lowers_the_loss_on_a_fixed_batch():
     x, y = adding_problem(32, 8, seed=0)
     model = SequenceRegressor("lstm", 2, 8)
     opt = torch.optim.Adam(model.parameters(), lr=0.02)
-    step = functools.partial(steps.tbptt_step, k=4, clip_norm=1.0)
+    step = functools.partial(tbptt_step, k=4, update=Update(clip_norm=1.0))
     first = step(model, (x, y), opt)["loss"]
     for _ in range(10):
         last = step(model, (x, y), opt)["loss"]
@@ -145,5 +148,54 @@ def test_tbptt_gradient_reaches_back_at_most_k_steps():
     per_step[:, -1] = y
     from rnnlab.training.tbptt import truncated_bptt
 
-    truncated_bptt(model.run, steps._final_step_mse, x, per_step, 3)
+    truncated_bptt(model.run, _final_step_mse, x, per_step, 3)
     assert x.grad[:, :9].abs().sum() == 0 and x.grad[:, 9:].abs().sum() > 0
+
+
+@pytest.mark.parametrize("restore", [True, False])
+def test_restore_best_ends_with_the_weights_of_the_best_validation_epoch(restore):
+    torch.manual_seed(0)
+    model = SequenceClassifier("gru", 3, 8, 2)
+    x, y = _toy()
+    losses = iter([3.0, 1.0, 2.0, 5.0])  # epoch 2 is the best
+    weights = []
+
+    def scripted_eval(model, batch):
+        return {"loss": next(losses)}
+
+    def keep(state, record):
+        weights.append({k: v.clone() for k, v in model.state_dict().items()})
+
+    state = fit(
+        model, torch.optim.Adam(model.parameters(), lr=0.05), Batches(x, y, batch_size=16),
+        train_step=classify_step, eval_step=scripted_eval, val_data=[(x, y)], epochs=4,
+        options=FitOptions(restore_best=restore), on_epoch_end=keep, log=None,
+    )  # fmt: skip
+    assert state.best_epoch == 2 and state.restored == (2 if restore else 0)
+    expected = weights[1] if restore else weights[3]
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, expected[k]), k
+
+
+def test_a_run_records_the_restored_epoch_and_load_run_returns_those_weights(tmp_path, monkeypatch):
+    from rnnlab.training import experiment
+    from rnnlab.training.config import apply_overrides, load_preset
+
+    losses = itertools.chain([2.0, 1.0, 3.0], itertools.repeat(9.0))  # then the test split
+    real_steps = experiment.steps_for
+
+    def scripted(cfg, *args, **kwargs):
+        train_step, eval_step = real_steps(cfg, *args, **kwargs)
+        return train_step, lambda model, batch: {"loss": next(losses), "accuracy": 0.0}
+
+    monkeypatch.setattr(experiment, "steps_for", scripted)
+    cfg = apply_overrides(load_preset("digits-lstm"), [
+        "--epochs=3", "--max_steps=2", "--hidden_size=8", "--limit=64", "--schedule=none",
+        "--eval_batch_size=1000", f"--run.out_dir={tmp_path}", "--run.name=r"])  # fmt: skip
+    result = experiment.train(cfg, log=lambda _: None)
+    assert result["restored_best_epoch"] == 2
+    assert "restored_best_epoch: 2" in (tmp_path / "r" / "summary.txt").read_text()
+    best = load_checkpoint(tmp_path / "r" / "checkpoints" / "best.pt")["model"]
+    _, loaded = experiment.load_run(tmp_path / "r")
+    for k, v in loaded.state_dict().items():
+        assert torch.equal(v, best[k]), k

@@ -10,11 +10,12 @@ import torch.nn.functional as F
 
 from rnnlab import attacks
 from rnnlab.models.classifiers import CNNClassifier, SequenceClassifier
-from rnnlab.training import steps
 from rnnlab.training.adversarial import adversarial_examples, adversarial_step
 from rnnlab.training.config import Config, ConfigError, apply_overrides
+from rnnlab.training.families.classify import classify_step
 from rnnlab.training.optim import MultiOptimizer, build_optimizer, build_schedule
 from rnnlab.training.regularize import regularizers
+from rnnlab.training.update import Update
 
 
 def _cfg(*flags):
@@ -53,9 +54,11 @@ def test_each_optimizer_gets_its_hyperparameters(flags, cls, expect):
         (["--weight_decay=-1"], "`train.weight_decay` must be >= 0, got -1.0"),
         (["--gamma=2"], "`train.gamma` must be in (0, 1], got 2.0"),
         (["--step_size=0"], "`train.step_size` must be a positive integer"),
-        (["--max_norm=0"], "`train.max_norm` must be positive or none"),
-        (["--adversarial=pgd", "--family=regress"], "`train.adversarial` needs model.family"),
-        (["--adv_mix=1.5"], "`train.adv_mix` must be in [0, 1] or none"),
+        (["--max_norm=0"], "`train.max_norm` must be > 0, got 0.0"),
+        (["--adversarial=pgd", "--family=regress", "--dataset=adding"],
+         "`train.adversarial` is not used by family 'regress'"),
+        (["--adv_mix=1.5"], "`train.adv_mix` must be in [0, 1], got 1.5"),
+        (["--adv_eps=0.1"], "`train.adv_eps` needs `train.adversarial`"),
         (["--adversarial=cw"], "`train.adversarial` must be one of none, fgsm, pgd, fast"),
     ],
 )  # fmt: skip
@@ -129,7 +132,7 @@ def test_regularizer_keys_add_the_penalty_and_apply_max_norm():
     expected = weight_penalty(model, kernel_l2=0.01, recurrent_l1=0.001, bias_l2=0.1).detach()
     assert torch.equal(penalty(model), expected)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    step = functools.partial(steps.classify_step, penalty=penalty, after_step=after)
+    step = functools.partial(classify_step, update=Update(penalty=penalty, constraint=after))
     out = step(model, _batch(), opt)
     assert out["penalty"] == pytest.approx(expected.item())
     cell = next(m for m in model.modules() if hasattr(m, "weight_ih"))
@@ -206,12 +209,12 @@ def test_eps_warmup_ramps_linearly_per_update_and_follows_the_epoch():
     model = CNNClassifier((8, 8), 10, channels=(4, 4), hidden_size=8)
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     step = WarmupAdversarialStep(2, method="fast", eps=0.3)
-    step.set_epoch(0, 3)
+    step.on_epoch_start(0, 3)
     seen = [step(model, _batch(), opt)["adv_eps"] for _ in range(3)]
-    step.set_epoch(1, 3)
+    step.on_epoch_start(1, 3)
     seen += [step(model, _batch(), opt)["adv_eps"] for _ in range(4)]
     assert seen == pytest.approx([0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.3])
-    step.set_epoch(1, 3)  # a resumed run restarts the ramp where epoch 1 begins
+    step.on_epoch_start(1, 3)  # a resumed run restarts the ramp where epoch 1 begins
     assert step.current_eps() == pytest.approx(0.2)
     with pytest.raises(ValueError, match="warmup_epochs"):
         WarmupAdversarialStep(0, method="fast", eps=0.3)

@@ -8,11 +8,13 @@ import pytest
 import torch
 
 from rnnlab.models.classifiers import SequenceClassifier, SequenceRegressor
-from rnnlab.training import steps
 from rnnlab.training.checkpoint import RunDir, load_checkpoint
 from rnnlab.training.config import ConfigError, apply_overrides, load_preset
+from rnnlab.training.families.classify import classify_step
+from rnnlab.training.families.regress import regress_step
 from rnnlab.training.loop import Batches, fit, resume
 from rnnlab.training.precision import Precision, make_precision
+from rnnlab.training.update import Update
 
 
 def _toy(n=96, seed=0):
@@ -29,7 +31,7 @@ def _curve(amp, epochs=6):
     records = []
     fit(
         model, opt, Batches(x, y, batch_size=32, seed=0), epochs=epochs, log=None,
-        progress=False, train_step=functools.partial(steps.classify_step, amp=amp),
+        train_step=functools.partial(classify_step, update=Update(precision=amp)),
         on_epoch_end=lambda state, record: records.append(record["train_loss"]),
     )  # fmt: skip
     return records
@@ -50,7 +52,7 @@ def test_bf16_autocast_runs_the_forward_in_bf16_and_keeps_fp32_weights():
     model.dense.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
     x, y = _toy(8)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    out = steps.classify_step(model, (x, y), opt, amp=make_precision("bf16", "cpu"))
+    out = classify_step(model, (x, y), opt, update=Update(precision=make_precision("bf16", "cpu")))
     assert seen == [torch.bfloat16]
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert out["loss"] > 0 and out["grad_norm"] > 0
@@ -60,12 +62,15 @@ def test_regress_step_under_bf16():
     model = SequenceRegressor("lstm", 2, 8, 1)
     x, y = torch.randn(16, 5, 2), torch.randn(16, 1)
     opt = torch.optim.Adam(model.parameters())
-    out = steps.regress_step(model, (x, y), opt, amp=make_precision("bf16", "cpu"))
+    out = regress_step(model, (x, y), opt, update=Update(precision=make_precision("bf16", "cpu")))
     assert out["loss"] > 0
 
 
 def test_fp32_is_the_plain_step_and_fp16_is_refused_off_cuda():
-    assert make_precision("fp32", "cpu") is None
+    fp32 = make_precision("fp32", "cpu")  # always a Precision: nullcontext, a disabled scaler
+    assert not fp32.scaler.is_enabled() and fp32.state_dict() is None
+    loss = torch.tensor(2.0, requires_grad=True)
+    assert fp32.scale(loss) is loss
     with pytest.raises(ConfigError, match="fp16.*needs a CUDA device.*bf16 on CPU"):
         make_precision("fp16", "cpu")
     with pytest.raises(ConfigError, match="fp16.*needs a CUDA device"):
@@ -109,13 +114,13 @@ def test_the_loss_scaler_state_is_checkpointed_and_resumed(tmp_path):
     amp = scaled()
     run = RunDir.create(tmp_path, "r", {}, [])
     fit(
-        model, opt, data, epochs=2, run=run, log=None, progress=False, amp=amp,
-        train_step=functools.partial(steps.classify_step, amp=amp),
+        model, opt, data, epochs=2, run=run, log=None, extras={"scaler": amp},
+        train_step=functools.partial(classify_step, update=Update(precision=amp)),
     )  # fmt: skip
     saved = load_checkpoint(run.checkpoints / "last.pt")["scaler"]
     assert saved["scale"] == amp.scaler.get_scale() == 8.0 * 2**4  # 4 steps, none overflowed
     fresh = scaled()
-    resume(run.checkpoints / "last.pt", model, opt, None, data, fresh)
+    resume(run.checkpoints / "last.pt", model, opt, None, data, {"scaler": fresh})
     assert fresh.scaler.get_scale() == amp.scaler.get_scale()
 
 
@@ -125,7 +130,7 @@ def test_a_run_without_a_scaler_checkpoints_none(tmp_path):
     run = RunDir.create(tmp_path, "r", {}, [])
     opt = torch.optim.Adam(model.parameters())
     fit(model, opt, Batches(x, y, batch_size=32), epochs=1, run=run, log=None,
-        progress=False, train_step=steps.classify_step)  # fmt: skip
+        extras={"scaler": make_precision("fp32", "cpu")}, train_step=classify_step)  # fmt: skip
     assert load_checkpoint(run.checkpoints / "last.pt")["scaler"] is None
 
 
@@ -133,12 +138,13 @@ def test_a_run_without_a_scaler_checkpoints_none(tmp_path):
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_mixed_precision_trains_on_cuda(precision):
     amp = make_precision(precision, "cuda")
-    assert (amp.scaler is not None) == (precision == "fp16")
+    assert amp.scaler.is_enabled() == (precision == "fp16")
     torch.manual_seed(0)
     model = SequenceClassifier("lstm", 4, 16, 3).cuda()
     opt = torch.optim.Adam(model.parameters(), lr=0.02)
     x, y = (t.cuda() for t in _toy())
-    losses = [steps.classify_step(model, (x, y), opt, amp=amp)["loss"] for _ in range(30)]
+    losses = [classify_step(model, (x, y), opt, update=Update(precision=amp))["loss"]
+              for _ in range(30)]  # fmt: skip
     assert losses[-1] < 0.5 * losses[0]
 
 

@@ -97,7 +97,7 @@ def _states(study) -> dict[int, str]:
         ({"params": {"train.lrr": {"type": "float", "low": 0.1, "high": 1.0}}},
          "unknown config key `train.lrr`; did you mean `train.lr`?"),
         ({"params": {"train.lr": {"type": "float", "low": -1.0, "high": 1.0}}},
-         "`train.lr` must be positive"),
+         "`train.lr` must be > 0"),
         ({"params": {"train.lr": {"type": "float", "low": 1.0, "high": 0.1}}},
          "`low` must be < `high`"),
         ({"params": {"train.lr": {"type": "float", "low": 0.0, "high": 0.1, "log": True}}},

@@ -47,8 +47,8 @@ from torch import nn
 from rnnlab.utils import atomic_write, atomic_write_text
 
 __all__ = [
-    "CheckpointError", "RunDir", "RunLockedError", "export_safetensors", "get_rng_state", "load_checkpoint",
-    "save_checkpoint", "set_rng_state", "unwrap",
+    "CheckpointError", "RunDir", "RunLockedError", "export_safetensors", "get_rng_state",
+    "load_checkpoint", "save_checkpoint", "set_rng_state", "unwrap",
 ]  # fmt: skip
 
 
@@ -225,6 +225,7 @@ class RunDir:
             os.fsync(f.fileno())
         if self._tensorboard is not None:
             self._tensorboard_log(record)
+
     def use_tensorboard(self) -> None:
         """Turn TensorBoard logging on (check first with
         :func:`rnnlab.training.logging.require_tensorboard`)."""
@@ -261,6 +262,10 @@ class RunDir:
         if record is not None:
             self.log(record)
         return self.checkpoints / last.name
+
+    def save_last(self, state: dict) -> None:
+        """Rewrite ``last.pt`` alone (e.g. to record what training ended with)."""
+        save_checkpoint(self.checkpoints / "last.pt", state)
 
     def repair(self, checkpoint: dict) -> None:
         """Before resuming from ``checkpoint`` (last.pt's contents): remove temp files of

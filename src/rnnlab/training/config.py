@@ -264,10 +264,20 @@ def _choices(f: dataclasses.Field) -> tuple | None:
 def reference() -> list[KeyInfo]:
     """Every config key: section, name, type, default, one-line help and choices (or None)."""
     return [
-        KeyInfo(k.split(".")[0], f.name, _type_name(tp), f.default, f.metadata.get("help", ""),
-                _choices(f))  # fmt: skip
+        KeyInfo(
+            k.split(".")[0],
+            f.name,
+            _type_name(tp),
+            f.default,
+            f.metadata.get("help", ""),
+            _choices(f),
+        )  # fmt: skip
         for k, (tp, f) in _fields().items()
     ]
+
+
+def _num(x: float) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
 
 
 def _bounds(f: dataclasses.Field) -> str:
@@ -278,12 +288,12 @@ def _bounds(f: dataclasses.Field) -> str:
     if hi is None and m.get("ge") == 1 and f.type in (int, "int"):
         return "a positive integer"
     if hi is None:
-        return f">= {lo:g}" if m.get("ge") is not None else f"> {lo:g}"
+        return f">= {_num(lo)}" if m.get("ge") is not None else f"> {_num(lo)}"
     if lo is None:
-        return f"<= {hi:g}" if m.get("le") is not None else f"< {hi:g}"
+        return f"<= {_num(hi)}" if m.get("le") is not None else f"< {_num(hi)}"
     left = "[" if m.get("ge") is not None else "("
     right = "]" if m.get("le") is not None else ")"
-    return f"in {left}{lo:g}, {hi:g}{right}"
+    return f"in {left}{_num(lo)}, {_num(hi)}{right}"
 
 
 def validate_value(name: str, value: Any) -> Any:

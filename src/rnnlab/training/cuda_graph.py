@@ -112,8 +112,8 @@ class GraphedStep(Step):
     :class:`~.update.Update`, whose clipping, penalty, constraint and precision (bf16
     autocast, captured with ``cache_enabled=False``) the captured body applies on the
     device; its non-finite guard becomes a device-side count that :meth:`epoch_metrics`
-    checks once per epoch (a host check per step would break the graph). ``replays`` counts the steps
-    the graph ran; ``reason`` is why it is not used (``None`` while it is).
+    checks once per epoch (a host check per step would break the graph). ``replays``
+    counts the steps the graph ran; ``reason`` is why it is not used (``None`` while it is).
     """
 
     def __init__(

@@ -148,9 +148,7 @@ def train(
         train_split = data.train
         if graph and isinstance(train_split, tuple):  # resident on the GPU, static shapes
             train_split = tuple(x.to(device) for x in train_split)
-        train_data = _batches(
-            train_split, cfg.data.batch_size, shard, seed=t.seed, drop_last=graph
-        )
+        train_data = _batches(train_split, cfg.data.batch_size, shard, seed=t.seed, drop_last=graph)
         val_data = _batches(data.val, t.eval_batch_size, shard, shuffle=False)
         test_data = _batches(data.test, t.eval_batch_size, shard, shuffle=False)
         capturable = graph and t.optimizer in cuda_graph.CAPTURABLE

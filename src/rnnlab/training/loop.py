@@ -142,7 +142,7 @@ class FitOptions:
     max_steps: int = 0
     monitor: bool = True
     restore_best: bool = False
-    progress: bool = True
+    progress: bool = False
 
 
 def _to(batch, device) -> tuple:
@@ -281,7 +281,7 @@ def fit(
     main = not _distributed() or dist.get_rank() == 0
     say = log if (log is not None and main) else (lambda _: None)
     restore = options.restore_best and options.monitor and val_data is not None
-    best_weights = None
+    best_weights, state.restored = None, 0
     while state.epoch < epochs:
         t0 = time.perf_counter()
         total = min(len(train_data), options.max_steps) if options.max_steps else len(train_data)
@@ -338,6 +338,10 @@ def _restore_best(model, state: FitState, weights, run, say) -> None:
         return  # rank > 0 after a resume: no run folder here, nothing to restore from
     unwrap(model).load_state_dict(weights)
     state.restored = state.best_epoch
+    if run is not None:  # last.pt keeps the last weights (for --resume) and says what ended
+        last = load_checkpoint(run.checkpoints / "last.pt")
+        last["fit"]["restored"] = state.restored
+        run.save_last(last)
     say(f"restore_best: the weights of epoch {state.best_epoch} (best {state.best:.4f})")
 
 

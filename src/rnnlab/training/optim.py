@@ -104,8 +104,9 @@ def build_optimizer(
     capturable: bool = False,
 ) -> torch.optim.Optimizer | MultiOptimizer:
     """``cfg.train.optimizer`` over ``model``'s parameters, or a :class:`MultiOptimizer` with
-    one such optimizer per entry of ``parts`` (``{name: parameters or module}``). ``capturable``: Adam
-    and AdamW keep their step count on the device, as CUDA-graph capture needs."""
+    one such optimizer per entry of ``parts`` (``{name: parameters or module}``).
+    ``capturable``: Adam and AdamW keep their step count on the device, as CUDA-graph capture
+    needs."""
     if parts is None:
         return _one(cfg.train.optimizer, model.parameters(), cfg, capturable)
     params = {k: p.parameters() if isinstance(p, nn.Module) else p for k, p in parts.items()}

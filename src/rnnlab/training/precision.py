@@ -39,7 +39,11 @@ class Precision:
     """
 
     def __init__(
-        self, mode: str = "fp32", device_type: str = "cpu", *, scaler: torch.amp.GradScaler | None = None
+        self,
+        mode: str = "fp32",
+        device_type: str = "cpu",
+        *,
+        scaler: torch.amp.GradScaler | None = None,
     ):
         if mode not in PRECISIONS:
             raise ValueError(f"`mode` must be one of {', '.join(PRECISIONS)}, got {mode!r}")

@@ -78,7 +78,7 @@ class Update:
             with self.autocast():
                 total, metrics[name] = self._penalized(loss, module)
             totals[name] = total
-        for _, module, optimizer in parts.values():
+        for *_, optimizer in parts.values():
             optimizer.zero_grad(set_to_none=True)
         if len(parts) == 1:
             self.precision.scale(next(iter(totals.values()))).backward()

@@ -238,4 +238,4 @@ def check_family(cfg: Config) -> None:
         family.check(cfg)
 
 
-from ._common import GAN  # noqa: E402  (the GAN container, for code that loads GAN runs)
+from ._common import GAN  # noqa: E402, F401  (the GAN container, for code that loads GAN runs)

@@ -52,7 +52,13 @@ class GridWriter:
 
     def __init__(self, cfg: Config, data: Data, folder: Callable[[], Path], draw, *, signed=False):
         x, y = data.test[0], data.test[1]
-        self.x, self.y, self.n, self.folder, self.draw = x[:16], y[:16], cfg.train.samples, folder, draw
+        self.x, self.y, self.n, self.folder, self.draw = (
+            x[:16],
+            y[:16],
+            cfg.train.samples,
+            folder,
+            draw,
+        )
         self.image_shape = tuple(data.info["image_shape"])
         self.value_range = (-1.0, 1.0) if signed else (0.0, 1.0)
 

@@ -16,7 +16,7 @@ from rnnlab.models import autoencoders as ae
 
 from ..config import Config
 from ..update import Update
-from . import Data, DataSpec, Family, StepContext
+from . import Data, DataSpec, Family
 from ._common import IMAGE_DATASETS, image_data
 from ._samples import GridWriter, pairs
 
@@ -102,10 +102,18 @@ FAMILY = Family(
     build_data=lambda cfg, dry_run: image_data(cfg, dry_run, model_input),
     build_model=build_model,
     steps=lambda cfg, ctx: (functools.partial(ae_step, update=ctx.update), ae_eval),
-    keys=MLP_KEYS | {
-        "model.base_channels", "model.reconstruction", "model.noise", "model.noise_level",
-        "model.contraction", "model.sparsity", "model.sparsity_weight", "model.sparsity_target",
-        "train.pretrain_epochs", "train.samples",
+    keys=MLP_KEYS
+    | {
+        "model.base_channels",
+        "model.reconstruction",
+        "model.noise",
+        "model.noise_level",
+        "model.contraction",
+        "model.sparsity",
+        "model.sparsity_weight",
+        "model.sparsity_target",
+        "train.pretrain_epochs",
+        "train.samples",
     },  # fmt: skip
     supports=frozenset({"precision", "samples"}),
     prepare=prepare,

@@ -19,7 +19,7 @@ from rnnlab.models.classifiers import CNNClassifier, MLPClassifier, SequenceClas
 
 from .. import cuda_graph
 from ..adversarial import WarmupAdversarialStep, adversarial_step
-from ..config import Config, ConfigError
+from ..config import Config, ConfigError, changed_keys
 from ..update import Update
 from . import DataSpec, Family, StepContext
 from ._common import IMAGE_DATASETS, RNN_KEYS, image_data, rnn_kwargs
@@ -112,8 +112,7 @@ def check(cfg: Config) -> None:
             f"(`train.adversarial={t.adversarial}` trains in fp32)"
         )
     if t.adversarial == "none":
-        changed = [k for k in sorted(ADVERSARIAL_KEYS - {"train.adversarial"})
-                   if getattr(t, k.split(".")[1]) != getattr(type(t)(), k.split(".")[1])]  # fmt: skip
+        changed = [k for k in changed_keys(cfg) if k in ADVERSARIAL_KEYS]
         if changed:
             raise ConfigError(
                 f"`{changed[0]}` needs `train.adversarial` (fgsm, pgd or fast); it is none"

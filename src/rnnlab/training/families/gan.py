@@ -229,11 +229,20 @@ FAMILY = Family(
     build_data=lambda cfg, dry_run: image_data(cfg, dry_run, signed_images),
     build_model=build_model,
     steps=steps,
-    keys=frozenset({
-        "model.hidden_size", "model.num_layers", "model.latent_dim", "model.base_channels",
-        "model.conditional", "model.minibatch_kernels", "model.minibatch_dim", "train.gan_loss",
-        "train.label_smoothing", "train.samples",
-    }),  # fmt: skip
+    keys=frozenset(
+        {
+            "model.hidden_size",
+            "model.num_layers",
+            "model.latent_dim",
+            "model.base_channels",
+            "model.conditional",
+            "model.minibatch_kernels",
+            "model.minibatch_dim",
+            "train.gan_loss",
+            "train.label_smoothing",
+            "train.samples",
+        }
+    ),  # fmt: skip
     supports=frozenset({"samples", "generation"}),
     monitor=False,
     parts=lambda model: {"g": model.generator, "d": model.discriminator},

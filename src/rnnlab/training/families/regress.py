@@ -61,7 +61,9 @@ def build_model(cfg: Config, spec: DataSpec) -> nn.Module:
 def steps(cfg: Config, ctx: StepContext):
     eager = functools.partial(regress_step, update=ctx.update)
     if ctx.graph:
-        return cuda_graph.GraphedStep("regress", eager, update=ctx.update, log=ctx.log), regress_eval
+        return cuda_graph.GraphedStep(
+            "regress", eager, update=ctx.update, log=ctx.log
+        ), regress_eval
     return eager, regress_eval
 
 

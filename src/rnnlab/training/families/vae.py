@@ -110,10 +110,18 @@ FAMILY = Family(
     build_data=lambda cfg, dry_run: image_data(cfg, dry_run, model_input),
     build_model=build_model,
     steps=steps,
-    keys=frozenset({
-        "model.hidden_size", "model.num_layers", "model.latent_dim", "model.base_channels",
-        "model.likelihood", "train.beta", "train.iw_k", "train.samples",
-    }),  # fmt: skip
+    keys=frozenset(
+        {
+            "model.hidden_size",
+            "model.num_layers",
+            "model.latent_dim",
+            "model.base_channels",
+            "model.likelihood",
+            "train.beta",
+            "train.iw_k",
+            "train.samples",
+        }
+    ),  # fmt: skip
     supports=frozenset({"samples", "generation"}),
     samples=lambda cfg, data, folder: GridWriter(cfg, data, folder, _draw),
     finish=finish,

@@ -104,8 +104,15 @@ FAMILY = Family(
     build_data=lambda cfg, dry_run: image_data(cfg, dry_run, signed_images),
     build_model=build_model,
     steps=steps,
-    keys=frozenset({"model.latent_dim", "model.base_channels", "train.gan_loss",
-                    "train.vaegan_gamma", "train.samples"}),  # fmt: skip
+    keys=frozenset(
+        {
+            "model.latent_dim",
+            "model.base_channels",
+            "train.gan_loss",
+            "train.vaegan_gamma",
+            "train.samples",
+        }
+    ),  # fmt: skip
     supports=frozenset({"samples", "generation"}),
     monitor=False,
     parts=parts,

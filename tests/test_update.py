@@ -1,0 +1,123 @@
+"""The one update path (rnnlab.training.update): a non-finite loss stops every family with
+exit 1 and the last good checkpoint intact, clipping reaches a VAE's update, several losses at
+the same parameters step only after all of them are checked."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from rnnlab.cli import main
+from rnnlab.training import experiment
+from rnnlab.training.checkpoint import load_checkpoint
+from rnnlab.training.config import apply_overrides, load_preset
+from rnnlab.training.experiment import build_data, build_model, steps_for, train
+from rnnlab.training.loop import TrainingStopped
+from rnnlab.training.optim import build_optimizer
+from rnnlab.training.update import NonFiniteError, Update
+
+ADDING = ["--data.seq_len=10", "--data.n_train=64", "--data.n_test=32"]
+TINY = {
+    "classify": ("digits-lstm", ["--model.hidden_size=8"]),
+    "regress": ("adding-lstm", [*ADDING, "--model.hidden_size=8"]),
+    "tbptt": ("adding-lstm", [*ADDING, "--model.family=tbptt", "--train.tbptt_k=4",
+                              "--model.hidden_size=8"]),
+    "autoencode": ("ae-basic", ["--data.dataset=digits", "--model.latent_dim=4"]),
+    "vae": ("vae-mnist", ["--data.dataset=digits", "--model.hidden_size=8", "--train.iw_k=0"]),
+    "gan": ("gan-mnist", ["--data.dataset=digits", "--model.hidden_size=8"]),
+    "vaegan": ("vaegan-mnist", ["--data.dataset=digits", "--model.base_channels=4"]),
+}  # fmt: skip
+
+
+def _cfg(family, tmp_path, *flags):
+    preset, extra = TINY[family]
+    common = ["--train.epochs=3", "--train.max_steps=2", "--data.batch_size=16",
+              "--data.limit=96", f"--run.out_dir={tmp_path}", "--run.name=r"]  # fmt: skip
+    return apply_overrides(load_preset(preset), [*common, *extra, *flags])
+
+
+@pytest.mark.parametrize("family", list(TINY))
+def test_a_nan_stops_every_family_and_keeps_the_last_good_checkpoint(family, tmp_path, monkeypatch):
+    built = []
+
+    def spy(*args):
+        built.append(build_model(*args))
+        return built[-1]
+
+    def poison(state, record):  # after epoch 1's checkpoint, one weight becomes NaN
+        if state.epoch == 1:
+            with torch.no_grad():
+                next(p for p in built[-1].parameters() if p.requires_grad).fill_(math.nan)
+
+    monkeypatch.setattr(experiment, "build_model", spy)
+    with pytest.raises(TrainingStopped, match="non-finite at epoch 2, step 3"):
+        train(_cfg(family, tmp_path), on_epoch_end=poison, log=lambda _: None)
+    last = load_checkpoint(tmp_path / "r" / "checkpoints" / "last.pt")
+    assert last["fit"]["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in last["model"].values())
+    assert "last good checkpoint" in (tmp_path / "r" / "summary.txt").read_text()
+
+
+@pytest.mark.parametrize("preset", ["vae-mnist", "gan-mnist", "vaegan-mnist"])
+def test_an_exploding_generative_run_exits_1_with_one_line(preset, tmp_path, capsys):
+    argv = ["train", preset, "--data.dataset=digits", "--train.lr=1e30", "--train.epochs=2",
+            "--train.max_steps=3", "--data.limit=64", f"--run.out_dir={tmp_path}"]  # fmt: skip
+    argv += ["--train.iw_k=0"] if preset == "vae-mnist" else []
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("rnnlab: error: training stopped: loss = ") and err.count("\n") == 1
+    for last in tmp_path.glob("*/checkpoints/last.pt"):  # the last good one, if any was made
+        assert all(torch.isfinite(v).all() for v in load_checkpoint(last)["model"].values())
+    assert not list(tmp_path.glob(".*"))  # no partial folder or temp file left
+
+
+def _vae_delta(*flags):
+    cfg = apply_overrides(load_preset("vae-mnist"), ["--data.dataset=digits", "--train.iw_k=0",
+                          "--model.hidden_size=16", "--train.optimizer=sgd", "--train.lr=1",
+                          *flags])  # fmt: skip
+    data = build_data(cfg, dry_run=True)
+    torch.manual_seed(0)
+    model = build_model(cfg, data.spec)
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    out = steps_for(cfg)[0](model, tuple(t[:32] for t in data.train), build_optimizer(cfg, model))
+    after = torch.cat([p.detach().flatten() for p in model.parameters()])
+    return float((after - before).norm()), out
+
+
+def test_clip_norm_reaches_the_vae_update():
+    free, out = _vae_delta()
+    clipped, out_clipped = _vae_delta("--train.clip_norm=0.001")
+    assert out["grad_norm"] == pytest.approx(out_clipped["grad_norm"])  # measured before clipping
+    assert free == pytest.approx(out["grad_norm"], rel=1e-4) and free > 0.01  # SGD, lr 1
+    assert clipped == pytest.approx(0.001, rel=1e-3)  # the step is the clipped gradient
+
+
+def test_kernel_l2_reaches_the_vae_update():
+    _, out = _vae_delta("--train.kernel_l2=10")
+    assert out["penalty"] > 0
+
+
+def test_many_checks_every_part_before_any_steps():
+    a, b = nn.Linear(2, 1), nn.Linear(2, 1)
+    opt_a, opt_b = (torch.optim.SGD(m.parameters(), lr=1.0) for m in (a, b))
+    x = torch.randn(4, 2)
+    before = [p.detach().clone() for p in a.parameters()]
+    loss_a, loss_b = a(x).sum(), b(x).sum() * math.inf
+    with pytest.raises(NonFiniteError):
+        Update().many({"a": (loss_a, a, opt_a), "b": (loss_b, b, opt_b)})
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), before, strict=True))
+
+
+def test_many_differentiates_each_loss_wrt_its_own_module_only():
+    a, b = nn.Linear(2, 1, bias=False), nn.Linear(2, 1, bias=False)
+    x = torch.randn(4, 2)
+    shared = (a(x) * b(x)).sum()
+    opt_a, opt_b = (torch.optim.SGD(m.parameters(), lr=1.0) for m in (a, b))
+    wa, wb = a.weight.detach().clone(), b.weight.detach().clone()
+    out = Update().many({"a": (shared, a, opt_a), "b": (2 * shared, b, opt_b)})
+    ga = (x * (x @ wb.T)).sum(0)  # d shared / d w_a
+    gb = 2 * (x * (x @ wa.T)).sum(0)  # d (2 shared) / d w_b
+    torch.testing.assert_close(a.weight.detach(), wa - ga[None])
+    torch.testing.assert_close(b.weight.detach(), wb - gb[None])
+    assert out["a"]["grad_norm"] == pytest.approx(float(ga.norm()))
