@@ -53,7 +53,8 @@ from ..update import Update
 
 __all__ = [
     "CAPABILITIES", "COMMON_KEYS", "Data", "DataSpec", "Family", "Loader", "StepContext",
-    "all_datasets", "all_kinds", "check_family", "get", "names", "registry",
+    "all_datasets", "all_kinds", "check_family", "get", "names", "register", "registry",
+    "unregister",
 ]  # fmt: skip
 
 CAPABILITIES = (
@@ -181,6 +182,21 @@ def registry() -> dict[str, Family]:
                 found[family.name] = family
         _REGISTRY.update(sorted(found.items()))
     return _REGISTRY
+
+
+def register(family: Family) -> Family:
+    """Add ``family`` to the registry (a family defined outside this package, e.g. in a test
+    or a plugin); a name already taken is refused."""
+    families = registry()
+    if family.name in families:
+        raise ValueError(f"family {family.name!r} is already registered")
+    families[family.name] = family
+    return family
+
+
+def unregister(name: str) -> None:
+    """Remove a family added with :func:`register`."""
+    registry().pop(name, None)
 
 
 def names() -> tuple[str, ...]:
