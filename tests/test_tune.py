@@ -216,6 +216,7 @@ def test_median_pruner_stops_a_bad_trial_after_its_first_epoch(tmp_path, space, 
 # --- kill and resume ----------------------------------------------------------------------
 
 
+@pytest.mark.slow  # worker processes: ~20 s each on the shared CPU
 def test_a_killed_study_resumes_with_its_finished_trials_intact(tmp_path, space, capsys):
     study_dir = tmp_path / "study"
     argv = _args(space, study_dir, 2, "--train.epochs=12")  # trial 1 outlives the kill
@@ -252,6 +253,7 @@ def test_a_killed_study_resumes_with_its_finished_trials_intact(tmp_path, space,
 # --- several workers ----------------------------------------------------------------------
 
 
+@pytest.mark.slow  # worker processes: ~20 s each on the shared CPU
 def test_two_worker_processes_share_one_sqlite_study(tmp_path, space):
     study_dir = tmp_path / "study"
     assert tune_main(_args(space, study_dir, 2, "--workers", "2")) == 0
