@@ -141,3 +141,21 @@ def test_summary_counts_match_keras_for_each_layer_kind():
         km = keras.Sequential([keras.Input((10, 28)), ref])
         text = summary(Sequential(ours), (10, 28), print_fn=None)
         assert f"Total params: {km.count_params():,}" in text
+
+
+def test_summary_depth_lists_nested_layers_and_says_which_path_runs():
+    from rnnlab.layers import stacked
+
+    model = Sequential(stacked("lstm", 4, 8, 2, bidirectional=True, recurrent_dropout=0.1),
+                       Dense(16, 3))  # fmt: skip
+    flat = summary(model, (5, 4), print_fn=None)
+    assert "└" not in flat and "stacked (Stacked)            (None, 16)                2432" in flat
+    assert "stacked/0/forward_layer (LSTM): fused (training: explicit)" in flat
+    deep = summary(model, (5, 4), depth=3, print_fn=None)
+    assert "  └ bidirectional (Bidirectional) --                        832" in deep
+    assert "    └ lstm_3 (LSTM)          --                        800" in deep
+    assert "Total params: 2,483" in deep
+    gru = summary(Sequential(GRU(4, 8, reset_after=False)), (5, 4), print_fn=None)
+    assert "gru (GRU): explicit" in gru  # torch has no kernel for the textbook GRU
+    with pytest.raises(ValueError, match="`depth`"):
+        summary(model, (5, 4), depth=0)

@@ -12,6 +12,7 @@ from .layers import (
     Activation,
     Bidirectional,
     Dense,
+    Embedding,
     GRUCell,
     LSTMCell,
     LSTMState,
@@ -19,6 +20,9 @@ from .layers import (
     SimpleRNN,
     SimpleRNNCell,
     Stacked,
+    from_keras,
+    from_torch,
+    load_keras,
     stacked,
     summary,
 )
@@ -26,6 +30,7 @@ from .layers import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "GRU", "LSTM", "RNN", "Activation", "Bidirectional", "Dense", "GRUCell", "LSTMCell",
-    "LSTMState", "Sequential", "SimpleRNN", "SimpleRNNCell", "Stacked", "stacked", "summary",
+    "GRU", "LSTM", "RNN", "Activation", "Bidirectional", "Dense", "Embedding", "GRUCell",
+    "LSTMCell", "LSTMState", "Sequential", "SimpleRNN", "SimpleRNNCell", "Stacked", "from_keras",
+    "from_torch", "load_keras", "stacked", "summary",
 ]  # fmt: skip

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from .masking import check_lengths, check_mask, mask_spans, reverse_padded
-from .recurrent import RNN
+from .recurrent import RNN, layout_in, layout_out
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -57,12 +57,22 @@ class Bidirectional(nn.Module):
         return 2 * h if self.merge_mode == "concat" else h
 
     @property
+    def batch_first(self) -> bool:
+        return self.forward_layer.batch_first
+
+    @property
     def return_sequences(self) -> bool:
         return self.forward_layer.return_sequences
 
     @property
     def return_state(self) -> bool:
         return self.forward_layer.return_state
+
+    def to_torch(self) -> nn.Module:
+        """The equivalent ``torch.nn`` module, weights copied (:func:`rnnlab.layers.to_torch`)."""
+        from .interop import to_torch
+
+        return to_torch(self)
 
     def reset_state(self) -> None:
         self.forward_layer.reset_state()
@@ -102,6 +112,12 @@ class Bidirectional(nn.Module):
         ), states
 
     def forward(self, x: Tensor, lengths: Tensor | None = None, initial_state=None, *, mask=None):
+        x, lengths, packed = layout_in(self, x, lengths, mask)
+        out = self.call_batch_first(x, lengths, initial_state, mask=mask)
+        return layout_out(self, out, lengths if packed else None)
+
+    def call_batch_first(self, x: Tensor, lengths=None, initial_state=None, *, mask=None):
+        """:meth:`forward` on batch-first ``x`` (B, T, I), without layout conversions."""
         f, b, states = self._both(x, lengths, initial_state, mask)
         if self.return_sequences:
             out = self._merge(f.outputs, self._backward_in_input_order(b.outputs, x, lengths, mask))

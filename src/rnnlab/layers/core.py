@@ -1,5 +1,5 @@
-"""The few non-recurrent pieces the chapter's Keras models need: ``Dense``, ``Activation``
-and a ``Sequential`` container whose layers hand their output to the next.
+"""The few non-recurrent pieces the chapter's Keras models need: ``Embedding``, ``Dense``,
+``Activation`` and a ``Sequential`` container whose layers hand their output to the next.
 
 ``Dense`` is ``torch.nn.Linear`` with Keras's initialisers (Glorot-uniform kernel, zero
 bias) and an optional activation, so ``Dense(128, 10, activation="softmax")`` reads like the
@@ -18,6 +18,24 @@ from .stacked import Stacked
 
 def _activation_fn(name: str | None):
     return None if name is None else get_activation(name)
+
+
+class Embedding(nn.Embedding):
+    """Keras's ``Embedding(input_dim, output_dim, mask_zero=False)``: token ids (B, T) ->
+    vectors (B, T, output_dim), initialised U(-0.05, 0.05) as Keras does. With
+    ``mask_zero``, id 0 is padding: :class:`Sequential` hands ``ids != 0`` to the recurrent
+    layers that follow as their ``mask``."""
+
+    def __init__(self, input_dim: int, output_dim: int, *, mask_zero: bool = False) -> None:
+        super().__init__(input_dim, output_dim)
+        self.mask_zero = bool(mask_zero)
+        nn.init.uniform_(self.weight, -0.05, 0.05)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return super().forward(ids.long())
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (", mask_zero=True" if self.mask_zero else "")
 
 
 class Dense(nn.Linear):
@@ -56,18 +74,28 @@ class Activation(nn.Module):
 
 
 class Sequential(nn.Sequential):
-    """``torch.nn.Sequential`` that also passes ``lengths`` to the recurrent layers in it.
+    """``torch.nn.Sequential`` that also passes ``lengths`` (or a mask) to the recurrent
+    layers in it.
 
-    ``model(x, lengths=None)``: the first layer that accepts ``lengths`` (a recurrent layer)
-    gets them (and the next one too while outputs stay sequences); everything else sees
-    only the running tensor.
+    ``model(x, lengths=None, *, mask=None)``: the first layer that accepts ``lengths`` (a
+    recurrent layer) gets them (and the next one too while outputs stay sequences);
+    everything else sees only the running tensor. An :class:`Embedding` with
+    ``mask_zero=True`` makes the mask ``ids != 0`` for the recurrent layers after it, as
+    Keras's mask propagation does.
     """
 
-    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:  # type: ignore[override]
+    def forward(self, x: Tensor, lengths: Tensor | None = None, *, mask=None) -> Tensor:  # type: ignore[override]
         for layer in self:
-            if lengths is not None and isinstance(layer, (RNN, Bidirectional, Stacked)):
-                x = layer(x, lengths)
-                lengths = None if not layer.return_sequences else lengths
+            if isinstance(layer, Embedding) and layer.mask_zero:
+                mask, lengths = x != 0, None
+                x = layer(x)
+            elif isinstance(layer, (RNN, Bidirectional, Stacked)):
+                if lengths is None and mask is None:
+                    x = layer(x)
+                else:
+                    x = layer(x, lengths, mask=mask)
+                if not layer.return_sequences:
+                    lengths = mask = None
             else:
                 x = layer(x)
         return x

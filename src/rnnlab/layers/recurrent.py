@@ -180,6 +180,35 @@ def _fit_state(template, given, where: str = "initial_state"):
     return type(template)(*parts) if hasattr(template, "_fields") else type(template)(parts)
 
 
+def layout_in(module, x, lengths, mask):
+    """A layer's input as the loop takes it: batch-first, a ``PackedSequence`` unpacked
+    into padding + lengths. Returns ``(x (B, T, I), lengths, packed)``."""
+    if isinstance(x, PackedSequence):
+        if lengths is not None or mask is not None:
+            raise ValueError("A PackedSequence carries its lengths: pass no `lengths` or `mask`.")
+        x, lengths = pad_packed_sequence(x, batch_first=True)
+        return x, lengths, True
+    if isinstance(x, Tensor) and not module.batch_first:
+        x = x.transpose(0, 1)
+    return x, lengths, False
+
+
+def layout_out(module, result, packed_lengths: Tensor | None):
+    """Put a layer's sequence output back in its input's layout: packed again when the
+    input was a ``PackedSequence`` (``packed_lengths``), time-major without batch_first."""
+    if not module.return_sequences:
+        return result
+    out, rest = (result[0], result[1:]) if module.return_state else (result, ())
+
+    def convert(o: Tensor):
+        if packed_lengths is not None:
+            return pack_padded_sequence(o, packed_lengths, batch_first=True, enforce_sorted=False)
+        return o if module.batch_first else o.transpose(0, 1)
+
+    out = tuple(convert(o) for o in out) if isinstance(out, tuple) else convert(out)
+    return (out, *rest) if module.return_state else out
+
+
 class Unrolled(NamedTuple):
     """What :meth:`RNN.unroll` returns: ``outputs`` (B, T, O) batch-first in processing
     order, the ``final_state``, and ``last`` (B, O), the output at each row's last unmasked
@@ -295,6 +324,12 @@ class RNN(nn.Module):
     def output_size(self) -> int:
         return getattr(self.cell, "output_size", self.cell.hidden_size)
 
+    def to_torch(self) -> nn.Module:
+        """The equivalent ``torch.nn`` module, weights copied (:func:`rnnlab.layers.to_torch`)."""
+        from .interop import to_torch
+
+        return to_torch(self)
+
     def reset_state(self) -> None:
         """Forget the carried state of a stateful layer (next call starts from zeros)."""
         self._state = None
@@ -331,30 +366,19 @@ class RNN(nn.Module):
         Returns the output ((B, T, O) with ``return_sequences``, else (B, O): the output at
         each sequence's last unmasked step), and with ``return_state`` also the final state.
         """
-        packed = isinstance(x, PackedSequence)
-        if packed:
-            x, lengths = self._unpack(x, lengths, mask)
-        elif isinstance(x, Tensor) and not self.batch_first:
-            x = x.transpose(0, 1)
+        x, lengths, packed = layout_in(self, x, lengths, mask)
+        out = self.call_batch_first(x, lengths, initial_state, mask=mask)
+        return layout_out(self, out, lengths if packed else None)
+
+    def call_batch_first(self, x: Tensor, lengths=None, initial_state=None, *, mask=None):
+        """:meth:`forward` on batch-first ``x`` (B, T, I), without layout conversions."""
         result = self.unroll(x, lengths, initial_state, mask=mask)
-        if not self.return_sequences:
-            out = result.last
-        elif packed:
-            out = pack_padded_sequence(
-                result.outputs, lengths, batch_first=True, enforce_sorted=False
-            )
-        else:
-            out = result.outputs if self.batch_first else result.outputs.transpose(0, 1)
+        out = result.outputs if self.return_sequences else result.last
         return (out, result.final_state) if self.return_state else out
 
-    def _unpack(self, x: PackedSequence, lengths, mask):
-        if lengths is not None or mask is not None:
-            raise ValueError("A PackedSequence carries its lengths: pass no `lengths` or `mask`.")
-        padded, lengths = pad_packed_sequence(x, batch_first=True)
-        return padded, lengths
-
     def run(self, x: Tensor, lengths: Tensor | None = None, initial_state=None, *, mask=None):
-        """All outputs (B, T, O) and the final state, whatever the return flags say."""
+        """All outputs (B, T, O) and the final state, whatever the return flags say
+        (batch-first ``x`` (B, T, I) whatever ``batch_first`` says)."""
         result = self.unroll(x, lengths, initial_state, mask=mask)
         return result.outputs, result.final_state
 

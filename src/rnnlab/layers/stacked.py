@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .bidirectional import Bidirectional
-from .recurrent import GRU, LSTM, RNN, SimpleRNN
+from .recurrent import GRU, LSTM, RNN, SimpleRNN, layout_in, layout_out
 
 KINDS = {"simple_rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
 
@@ -53,12 +53,22 @@ class Stacked(nn.Module):
         return self.layers[-1].output_size
 
     @property
+    def batch_first(self) -> bool:
+        return self.layers[0].batch_first
+
+    @property
     def return_sequences(self) -> bool:
         return self.layers[-1].return_sequences
 
     @property
     def return_state(self) -> bool:
         return self.layers[-1].return_state
+
+    def to_torch(self) -> nn.Module:
+        """The equivalent ``torch.nn`` module, weights copied (:func:`rnnlab.layers.to_torch`)."""
+        from .interop import to_torch
+
+        return to_torch(self)
 
     def reset_state(self) -> None:
         for layer in self.layers:
@@ -90,14 +100,15 @@ class Stacked(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor | None = None, initial_state=None, *, mask=None):
         # The top layer formats its own output: a Bidirectional top layer's "last" output
         # is the forward half at each length - 1 and the backward half at step 0.
+        x, lengths, packed = layout_in(self, x, lengths, mask)
         *inner, top = self.layers
         init = [None] * len(self.layers) if initial_state is None else initial_state
         x, states = self.run_layers(inner, x, lengths, init, mask)
-        result = top(x, lengths, init[-1], mask=mask)
-        if not self.return_state:
-            return result
-        out, state = result
-        return out, [*states, state]
+        result = top.call_batch_first(x, lengths, init[-1], mask=mask)
+        if self.return_state:
+            out, state = result
+            result = (out, [*states, state])
+        return layout_out(self, result, lengths if packed else None)
 
 
 def stacked(

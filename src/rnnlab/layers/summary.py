@@ -5,6 +5,12 @@ The format is the one the chapter prints for Listings 5.1 and 5.2 (Keras 2's cla
 class, numbered from the second of a kind), output shape with ``None`` for the batch, and
 parameter count; then total, trainable and non-trainable counts. Output shapes are found by
 running one zero batch through the model with forward hooks (in eval mode, no gradients).
+
+``depth`` (as torchinfo's) also lists nested modules, indented under their parent, down to
+that many levels (``depth=1``, the default, is Keras's table). After the table, one line
+per recurrent layer says which path it runs (:meth:`rnnlab.layers.RNN.path`): ``fused``
+(torch's kernel), ``explicit`` (the Python loop) or ``triton``, in eval mode and, where it
+differs, in training mode (recurrent dropout runs the explicit loop).
 """
 
 from __future__ import annotations
@@ -31,9 +37,64 @@ def _shape(out) -> str:
     return "?"
 
 
-def _top_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    children = list(model.named_children())
-    return children if children else [("", model)]
+CONTAINERS = (nn.ModuleList, nn.ModuleDict)  # no forward of their own: list their children
+
+
+def _children(module: nn.Module):
+    for name, child in module.named_children():
+        if isinstance(child, CONTAINERS):
+            yield from _children(child)
+        else:
+            yield name, child
+
+
+def _layers(model: nn.Module, depth: int) -> list[tuple[int, nn.Module]]:
+    """(level, module) rows: the top-level layers and, to ``depth``, their children."""
+
+    def walk(module: nn.Module, level: int):
+        rows = []
+        for _, child in _children(module):
+            rows.append((level, child))
+            if level + 1 < depth:
+                rows += walk(child, level + 1)
+        return rows
+
+    rows = walk(model, 0)
+    return rows if rows else [(0, model)]
+
+
+def _is_recurrent(module: nn.Module) -> bool:
+    return hasattr(module, "cell") and callable(getattr(module, "path", None))
+
+
+def _path_line(where: str, layer: nn.Module) -> str:
+    was = layer.training
+    try:
+        evaluating = layer.train(False).path()
+        training = layer.train(True).path()
+    finally:
+        layer.train(was)
+    extra = "" if training == evaluating else f" (training: {training})"
+    return f"  {where} ({type(layer).__name__}): {evaluating}{extra}"
+
+
+def _paths(model: nn.Module, labels: dict[int, str]) -> list[str]:
+    """``where (Type): path`` for every recurrent layer (a module with ``cell`` and
+    ``path()``), named by its row label or its place under the top-level row."""
+    if _is_recurrent(model):
+        return [_path_line(_snake(type(model).__name__), model)]
+    lines = []
+
+    def walk(module: nn.Module, where: str):
+        for name, child in _children(module):
+            here = labels.get(id(child)) or (f"{where}/{name}" if where else name)
+            here = here.split(" (")[0]
+            if _is_recurrent(child):
+                lines.append(_path_line(here, child))
+            walk(child, here)
+
+    walk(model, "")
+    return lines
 
 
 def summary(
@@ -42,25 +103,35 @@ def summary(
     *,
     name: str | None = None,
     dtype: torch.dtype = torch.float32,
+    depth: int = 1,
     print_fn: Callable[[str], None] | None = print,
 ) -> str:
     """Print (via ``print_fn``; ``None`` prints nothing) and return the table.
 
-    ``input_shape`` excludes the batch, as in Keras: ``(30, 12)`` for Listing 5.1.
+    ``input_shape`` excludes the batch, as in Keras: ``(30, 12)`` for Listing 5.1;
+    ``dtype=torch.long`` for token ids (a model starting with an ``Embedding``).
+    ``depth``: how many levels of nested modules to list (1: the top-level layers).
     """
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise ValueError(f"`depth` must be a positive integer, got {depth!r}.")
     if any((not isinstance(d, int)) or d <= 0 for d in input_shape):
         raise ValueError(
             f"`input_shape` must be positive integers without the batch, got {input_shape!r}."
         )
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    rows, hooks, counts = [], [], {}
-    layers = _top_layers(model)
-    for _, layer in layers:
+    rows, hooks, counts, labels = [], [], {}, {}
+    for level, layer in _layers(model, depth):
         base = _snake(type(layer).__name__)
         n = counts.get(base, 0)
         counts[base] = n + 1
         label = f"{base if n == 0 else f'{base}_{n}'} ({type(layer).__name__})"
-        row = {"label": label, "shape": "?", "params": sum(p.numel() for p in layer.parameters())}
+        labels.setdefault(id(layer), label)
+        label = label if level == 0 else "  " * level + "└ " + label
+        row = {
+            "label": label,
+            "shape": "?" if level == 0 else "--",
+            "params": sum(p.numel() for p in layer.parameters()),
+        }
         rows.append(row)
         hooks.append(
             layer.register_forward_hook(lambda m, i, o, row=row: row.update(shape=_shape(o)))
@@ -94,6 +165,9 @@ def summary(
         f"Non-trainable params: {total - trainable:,}",
         line,
     ]
+    paths = _paths(model, labels)
+    if paths:
+        out += ["Recurrent paths (fused: torch's kernel; explicit: the Python loop):", *paths]
     text = "\n".join(out)
     if print_fn is not None:
         print_fn(text)
