@@ -82,4 +82,4 @@ def test_bad_input_is_one_line_and_status_2(runs, tmp_path, capsys, kind, args, 
 def test_refuses_a_classifier_run(tmp_path, capsys):
     run = _run(tmp_path, "cnn-mnist")
     assert sample_main([run, "--out", str(tmp_path / "x.png")]) == 2
-    assert "sample takes vae, gan or vaegan" in capsys.readouterr().err
+    assert "sample takes gan, vae, vaegan runs" in capsys.readouterr().err

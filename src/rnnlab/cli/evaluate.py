@@ -22,14 +22,14 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from rnnlab.training import experiment
+    from rnnlab.training import experiment, families
 
     data_dir = getattr(args, "data_dir", None)
     cfg, _ = open_run(args.run)  # a tampered run folder fails here, in one line
     metrics = experiment.evaluate_run(args.run, data_dir=data_dir)
     for key, value in metrics.items():
         print(f"{key}: {value:.4f}")
-    if cfg.model.family in ("vae", "gan", "vaegan"):  # sample quality, offline (issue 5)
+    if "generation" in families.get(cfg.model.family).supports:  # sample quality, offline
         from rnnlab.evaluation.generative_report import evaluate_generator
 
         out = evaluate_generator(args.run, n=args.n, iw_k=args.iw_k, data_dir=data_dir)

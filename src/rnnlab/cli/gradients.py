@@ -75,11 +75,12 @@ def gradients_run(
         gradient_norms_through_time,
         plot_gradient_norms,
     )
+    from rnnlab.training import families
 
     require_recurrent(cfg, model, "gradients")
     x, y = test_split(cfg, batch, dry_run)
     model.eval()
-    loss_fn = F.cross_entropy if cfg.model.family == "classify" else F.mse_loss
+    loss_fn = families.get(cfg.model.family).loss or F.mse_loss
     try:
         curve = gradient_norms_through_time(model, x, y, loss_fn, layer=layer)
     except (IndexError, ValueError) as e:

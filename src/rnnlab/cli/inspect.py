@@ -21,8 +21,10 @@ def test_split(cfg, limit: int, dry_run: bool) -> tuple[Tensor, Tensor]:
 
 def classifier(path, what: str, *, data_dir: str | None = None):
     """``(config, model)`` of classify run ``path``; :class:`UsageError` for other families."""
+    from rnnlab.training import families
+
     cfg, model = open_run(path, data_dir=data_dir)
-    if cfg.model.family != "classify":
+    if "classes" not in families.get(cfg.model.family).supports:
         raise UsageError(f"{what} needs a classify run; RUN {path} is a {cfg.model.family} run")
     return cfg, model
 

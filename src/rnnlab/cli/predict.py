@@ -77,11 +77,11 @@ def run(args) -> int:
     import torch
 
     from rnnlab.data import DATASETS
-    from rnnlab.training import experiment
+    from rnnlab.training import experiment, families
 
     cfg, model = open_run(args.run)
     images = read_images(Path(args.input))
-    if cfg.model.family != "classify":
+    if "classes" not in families.get(cfg.model.family).supports:
         raise UsageError(
             f"RUN {args.run} is a {cfg.model.family} run; predict takes image classifiers"
         )

@@ -37,12 +37,14 @@ def run(args) -> int:
 
     from rnnlab.data import DATASETS
     from rnnlab.evaluation.generative_report import family_of, generate
+    from rnnlab.training import families
     from rnnlab.utils import save_image_grid
 
     cfg, model = open_run(args.run, args.checkpoint)
-    if cfg.model.family not in ("vae", "gan", "vaegan"):
+    if "generation" not in families.get(cfg.model.family).supports:
+        takes = [f.name for f in families.registry().values() if "generation" in f.supports]
         raise UsageError(
-            f"RUN {args.run} is a {cfg.model.family} run; sample takes vae, gan or vaegan runs"
+            f"RUN {args.run} is a {cfg.model.family} run; sample takes {', '.join(takes)} runs"
         )
     family_of(model)
     need = args.n * 4 * math.prod(DATASETS[cfg.data.dataset].image_shape) * 3  # images + grid

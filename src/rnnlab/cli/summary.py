@@ -16,17 +16,17 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from rnnlab.layers import summary
-    from rnnlab.training import experiment
+    from rnnlab.training import experiment, families
 
     cfg = resolve_config(args, args.preset)
+    family = families.get(cfg.model.family)
     data = experiment.build_data(cfg, dry_run=True)
-    model = experiment.build_model(cfg, data.train[0][0], max(data.num_classes, 0))
-    if cfg.model.family == "vaegan":  # three parts, no single forward to trace
-        for part, params in model.parts().items():
-            print(f"{part:<14} {sum(p.numel() for p in params):>12,} parameters")
+    model = experiment.build_model(cfg, data.spec)
+    trace = family.summary_input or (lambda cfg, spec: tuple(spec.example.shape))
+    shape = trace(cfg, data.spec)  # the input the family's forward takes, or None
+    if shape is None:  # several parts, no single forward to trace (VAE-GAN)
+        for part, module in family.parts(model).items():
+            print(f"{part:<14} {sum(p.numel() for p in module.parameters()):>12,} parameters")
         return 0
-    shape = tuple(data.train[0].shape[1:])
-    if cfg.model.family == "gan":  # the container's forward is the generator's: z -> x
-        shape = (cfg.model.latent_dim,)
     summary(model, shape, name=cfg.run.preset)
     return 0

@@ -385,7 +385,9 @@ def make_job(args, overrides: list[str]) -> tuple[Job, bool]:
     cfg = apply_overrides(load_config(args.preset), flags)
     if not cfg.data.val_fraction > 0:
         raise TuneError("tuning scores trials on the validation split: set --data.val_fraction > 0")
-    if args.metric == "val_accuracy" and cfg.model.family != "classify":
+    from rnnlab.training import families
+
+    if args.metric == "val_accuracy" and "classes" not in families.get(cfg.model.family).supports:
         raise TuneError(
             f"--metric val_accuracy needs a classifier; `model.family` is {cfg.model.family!r}"
         )

@@ -33,7 +33,8 @@ An entry gives:
 - ``supports``: a subset of :data:`CAPABILITIES`; ``monitor``: False when there is no single
   loss (GANs: no early stopping, plateau schedule or best checkpoint by loss);
 - optional hooks, each with a default: ``parts`` (several optimizers), ``beta1``, ``check``,
-  ``prepare``, ``samples``, ``finish``, ``summary_input``, ``generate``, ``model_input``.
+  ``prepare``, ``samples``, ``finish``, ``summary_input``, ``generate``, ``model_input``,
+  ``loss``.
 
 Keep this interface stable: new hooks get defaults, so existing entries keep working.
 """
@@ -62,7 +63,8 @@ CAPABILITIES = (
     "cuda_graph",  # the train step can be captured whole (training/cuda_graph.py)
     "precision",  # forward + loss under autocast: bf16 / fp16 are allowed
     "samples",  # writes image grids into the run folder each epoch
-    "generation",  # ``generate(model, n, rng)``: `rnnlab sample` and the sample-quality report
+    "generation",  # ``generate(model, z, labels)``: `rnnlab sample`, the sample-quality report
+    "classes",  # the model maps one input to class logits: predict, attack, gates, accuracy
 )
 
 # read by every family (the loop, the optimizer, the update path, the run folder)
@@ -158,6 +160,8 @@ class Family:
     generate: Callable[[nn.Module, Tensor, Tensor | None], Tensor] | None = None
     # raw inputs (e.g. images (N, H, W) in [0, 1]) as the model reads them (predict, tours)
     model_input: Callable[[Config, Tensor], Tensor] | None = None
+    # loss(model(x, lengths), y) of one batch, for inspection (gradients through time)
+    loss: Callable[[Tensor, Tensor], Tensor] | None = None
 
     def dataset_names(self) -> tuple[str, ...]:
         return tuple(self.datasets()) if callable(self.datasets) else tuple(self.datasets)

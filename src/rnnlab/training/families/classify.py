@@ -132,8 +132,9 @@ FAMILY = Family(
     build_model=build_model,
     steps=steps,
     keys=RNN_KEYS | ADVERSARIAL_KEYS | {"data.view", "data.permute_seed", "model.head_dropout"},
-    supports=frozenset({"ddp", "cuda_graph", "precision"}),
+    supports=frozenset({"ddp", "cuda_graph", "precision", "classes"}),
     check=check,
     summary_input=summary_input,
     model_input=model_input,
+    loss=F.cross_entropy,
 )

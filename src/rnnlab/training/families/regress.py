@@ -78,4 +78,5 @@ FAMILY = Family(
     keys=RNN_KEYS | ADDING_KEYS,
     supports=frozenset({"ddp", "cuda_graph", "precision"}),
     summary_input=lambda cfg, spec: tuple(spec.example.shape),
+    loss=F.mse_loss,
 )

@@ -65,4 +65,5 @@ FAMILY = Family(
     keys=RNN_KEYS | ADDING_KEYS | {"train.tbptt_k"},
     supports=frozenset(),  # several backwards per step: one process, fp32
     summary_input=lambda cfg, spec: tuple(spec.example.shape),
+    loss=F.mse_loss,
 )
