@@ -54,7 +54,7 @@ from ..update import Update
 
 __all__ = [
     "CAPABILITIES", "COMMON_KEYS", "Data", "DataSpec", "Family", "Loader", "StepContext",
-    "all_datasets", "all_kinds", "check_family", "get", "names", "register", "registry",
+    "all_datasets", "all_kinds", "check_family", "get", "keyset", "names", "register", "registry",
     "unregister",
 ]  # fmt: skip
 
@@ -168,6 +168,11 @@ class Family:
 
     def uses(self, key: str) -> bool:
         return key in COMMON_KEYS or key in self.keys
+
+
+def keyset(names: str) -> frozenset[str]:
+    """``keyset("model.hidden_size train.beta")``: a family's keys from one string."""
+    return frozenset(names.split())
 
 
 _REGISTRY: dict[str, Family] = {}

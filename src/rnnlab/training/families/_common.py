@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from rnnlab.data import DATASETS, load, synthetic_images
 
 from ..config import Config, ConfigError
-from . import Data
+from . import Data, keyset
 
 __all__ = [
     "DCGAN_LAYERS", "IMAGE_DATASETS", "DataError", "GAN", "image_data", "rnn_kwargs", "square",
@@ -82,11 +82,13 @@ def rnn_kwargs(cfg: Config) -> dict:
     }  # fmt: skip
 
 
-RNN_KEYS = frozenset({
-    "model.hidden_size", "model.num_layers", "model.bidirectional", "model.dropout",
-    "model.recurrent_dropout", "model.layer_dropout", "model.activation",
-    "model.implementation", "model.init", "model.chrono_tmax",
-})  # fmt: skip
+RNN_KEYS = keyset(
+    "model.hidden_size model.num_layers model.bidirectional model.dropout "
+    "model.recurrent_dropout model.layer_dropout model.activation model.implementation "
+    "model.init model.chrono_tmax"
+)
+SIZE_KEYS = keyset("model.hidden_size model.num_layers")  # MLP widths and depth
+IMAGE_GEN_KEYS = keyset("model.latent_dim model.base_channels train.samples")
 
 
 def square(example: Tensor, what: str) -> int:

@@ -16,8 +16,8 @@ from rnnlab.models import autoencoders as ae
 
 from ..config import Config
 from ..update import Update
-from . import Data, DataSpec, Family
-from ._common import IMAGE_DATASETS, image_data
+from . import Data, DataSpec, Family, keyset
+from ._common import IMAGE_DATASETS, IMAGE_GEN_KEYS, SIZE_KEYS, image_data
 from ._samples import GridWriter, pairs
 
 __all__ = ["FAMILY", "ae_eval", "ae_step"]
@@ -92,8 +92,6 @@ def _draw(model, x, y, n, rng) -> dict[str, Tensor]:
     return {"reconstructions": pairs(x, model(x))}
 
 
-MLP_KEYS = frozenset({"model.hidden_size", "model.num_layers", "model.latent_dim"})
-
 FAMILY = Family(
     name="autoencode",
     description="autoencoders on images: reconstruction loss (+ each kind's penalty)",
@@ -102,19 +100,12 @@ FAMILY = Family(
     build_data=lambda cfg, dry_run: image_data(cfg, dry_run, model_input),
     build_model=build_model,
     steps=lambda cfg, ctx: (functools.partial(ae_step, update=ctx.update), ae_eval),
-    keys=MLP_KEYS
-    | {
-        "model.base_channels",
-        "model.reconstruction",
-        "model.noise",
-        "model.noise_level",
-        "model.contraction",
-        "model.sparsity",
-        "model.sparsity_weight",
-        "model.sparsity_target",
-        "train.pretrain_epochs",
-        "train.samples",
-    },  # fmt: skip
+    keys=SIZE_KEYS
+    | IMAGE_GEN_KEYS
+    | keyset(
+        "model.reconstruction model.noise model.noise_level model.contraction model.sparsity "
+        "model.sparsity_weight model.sparsity_target train.pretrain_epochs"
+    ),
     supports=frozenset({"precision", "samples"}),
     prepare=prepare,
     samples=lambda cfg, data, folder: GridWriter(cfg, data, folder, _draw),

@@ -21,17 +21,17 @@ from .. import cuda_graph
 from ..adversarial import WarmupAdversarialStep, adversarial_step
 from ..config import Config, ConfigError, changed_keys
 from ..update import Update
-from . import DataSpec, Family, StepContext
+from . import DataSpec, Family, StepContext, keyset
 from ._common import IMAGE_DATASETS, RNN_KEYS, image_data, rnn_kwargs
 
 __all__ = ["FAMILY", "IMAGE_KINDS", "classify_eval", "classify_step", "unpack"]
 
 IMAGE_KINDS = ("cnn", "cnn-small", "mlp")  # read whole images, not row/pixel sequences
 KINDS = ("simple_rnn", "lstm", "gru", "bilstm", *IMAGE_KINDS)
-ADVERSARIAL_KEYS = frozenset({
-    "train.adversarial", "train.adv_eps", "train.adv_alpha", "train.adv_steps", "train.adv_mix",
-    "train.adv_eps_warmup",
-})  # fmt: skip
+ADVERSARIAL_KEYS = keyset(
+    "train.adversarial train.adv_eps train.adv_alpha train.adv_steps train.adv_mix "
+    "train.adv_eps_warmup"
+)
 
 
 def unpack(batch) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -131,7 +131,7 @@ FAMILY = Family(
     build_data=lambda cfg, dry_run: image_data(cfg, dry_run, model_input),
     build_model=build_model,
     steps=steps,
-    keys=RNN_KEYS | ADVERSARIAL_KEYS | {"data.view", "data.permute_seed", "model.head_dropout"},
+    keys=RNN_KEYS | ADVERSARIAL_KEYS | keyset("data.view data.permute_seed model.head_dropout"),
     supports=frozenset({"ddp", "cuda_graph", "precision", "classes"}),
     check=check,
     summary_input=summary_input,

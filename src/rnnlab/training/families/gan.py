@@ -27,8 +27,16 @@ from rnnlab.models import gans
 
 from ..config import Config
 from ..update import Update
-from . import DataSpec, Family, StepContext
-from ._common import DCGAN_LAYERS, GAN, IMAGE_DATASETS, image_data, square
+from . import DataSpec, Family, StepContext, keyset
+from ._common import (
+    DCGAN_LAYERS,
+    GAN,
+    IMAGE_DATASETS,
+    IMAGE_GEN_KEYS,
+    SIZE_KEYS,
+    image_data,
+    square,
+)
 from ._samples import GridWriter
 
 __all__ = [
@@ -229,20 +237,12 @@ FAMILY = Family(
     build_data=lambda cfg, dry_run: image_data(cfg, dry_run, signed_images),
     build_model=build_model,
     steps=steps,
-    keys=frozenset(
-        {
-            "model.hidden_size",
-            "model.num_layers",
-            "model.latent_dim",
-            "model.base_channels",
-            "model.conditional",
-            "model.minibatch_kernels",
-            "model.minibatch_dim",
-            "train.gan_loss",
-            "train.label_smoothing",
-            "train.samples",
-        }
-    ),  # fmt: skip
+    keys=SIZE_KEYS
+    | IMAGE_GEN_KEYS
+    | keyset(
+        "model.conditional model.minibatch_kernels model.minibatch_dim train.gan_loss "
+        "train.label_smoothing"
+    ),
     supports=frozenset({"samples", "generation"}),
     monitor=False,
     parts=lambda model: {"g": model.generator, "d": model.discriminator},

@@ -16,14 +16,14 @@ from rnnlab.models.classifiers import SequenceRegressor
 from .. import cuda_graph
 from ..config import Config
 from ..update import Update
-from . import DataSpec, Family, StepContext
+from . import DataSpec, Family, StepContext, keyset
 from ._common import RNN_KEYS, rnn_kwargs, tensor_data
 from .classify import unpack
 
 __all__ = ["ADDING_KEYS", "ADDING_SEEDS", "FAMILY", "adding_data", "regress_eval", "regress_step"]
 
 ADDING_SEEDS = {"train": 1, "test": 2}  # fixed: every adding-problem run sees the same data
-ADDING_KEYS = frozenset({"data.seq_len", "data.n_train", "data.n_test"})
+ADDING_KEYS = keyset("data.seq_len data.n_train data.n_test")
 
 
 def adding_data(cfg: Config, dry_run: bool):

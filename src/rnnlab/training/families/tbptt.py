@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from ..config import Config
 from ..tbptt import truncated_bptt
 from ..update import Update
-from . import Family, StepContext
+from . import Family, StepContext, keyset
 from ._common import RNN_KEYS
 from .regress import ADDING_KEYS, adding_data, regress_eval
 from .regress import build_model as regressor
@@ -62,7 +62,7 @@ FAMILY = Family(
     build_data=adding_data,
     build_model=regressor,
     steps=steps,
-    keys=RNN_KEYS | ADDING_KEYS | {"train.tbptt_k"},
+    keys=RNN_KEYS | ADDING_KEYS | keyset("train.tbptt_k"),
     supports=frozenset(),  # several backwards per step: one process, fp32
     summary_input=lambda cfg, spec: tuple(spec.example.shape),
     loss=F.mse_loss,

@@ -15,8 +15,8 @@ from rnnlab.models.vae import VAE, ConvVAE, importance_weighted_nll
 
 from ..config import Config
 from ..update import Update
-from . import DataSpec, Family, StepContext
-from ._common import IMAGE_DATASETS, image_data, square
+from . import DataSpec, Family, StepContext, keyset
+from ._common import IMAGE_DATASETS, IMAGE_GEN_KEYS, SIZE_KEYS, image_data, square
 from ._samples import SAMPLE_SEED, GridWriter, pairs
 
 __all__ = ["FAMILY", "importance_weighted_test_nll", "vae_eval", "vae_step"]
@@ -110,18 +110,7 @@ FAMILY = Family(
     build_data=lambda cfg, dry_run: image_data(cfg, dry_run, model_input),
     build_model=build_model,
     steps=steps,
-    keys=frozenset(
-        {
-            "model.hidden_size",
-            "model.num_layers",
-            "model.latent_dim",
-            "model.base_channels",
-            "model.likelihood",
-            "train.beta",
-            "train.iw_k",
-            "train.samples",
-        }
-    ),  # fmt: skip
+    keys=SIZE_KEYS | IMAGE_GEN_KEYS | keyset("model.likelihood train.beta train.iw_k"),
     supports=frozenset({"samples", "generation"}),
     samples=lambda cfg, data, folder: GridWriter(cfg, data, folder, _draw),
     finish=finish,

@@ -15,8 +15,8 @@ from rnnlab.models.vaegan import VAEGAN
 
 from ..config import Config
 from ..update import Update
-from . import DataSpec, Family, StepContext
-from ._common import DCGAN_LAYERS, IMAGE_DATASETS, image_data, square
+from . import DataSpec, Family, StepContext, keyset
+from ._common import DCGAN_LAYERS, IMAGE_DATASETS, IMAGE_GEN_KEYS, image_data, square
 from ._samples import GridWriter, pairs
 from .gan import signed_images
 
@@ -104,15 +104,7 @@ FAMILY = Family(
     build_data=lambda cfg, dry_run: image_data(cfg, dry_run, signed_images),
     build_model=build_model,
     steps=steps,
-    keys=frozenset(
-        {
-            "model.latent_dim",
-            "model.base_channels",
-            "train.gan_loss",
-            "train.vaegan_gamma",
-            "train.samples",
-        }
-    ),  # fmt: skip
+    keys=IMAGE_GEN_KEYS | keyset("train.gan_loss train.vaegan_gamma"),
     supports=frozenset({"samples", "generation"}),
     monitor=False,
     parts=parts,
