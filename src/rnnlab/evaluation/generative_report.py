@@ -68,6 +68,8 @@ def generate(
     with ``seed`` (torch's global generator is left alone). VAE: decoded means of prior draws;
     GAN and VAE-GAN: ``(G(z) + 1) / 2``. ``labels`` (n,) conditions a cGAN; a cGAN without
     them gets ``arange(n) % n_classes`` (equal counts of every class)."""
+    from rnnlab.training import families
+
     if n < 1:
         raise ValueError(f"`n` must be >= 1; got {n}")
     family = family_of(model)
@@ -84,19 +86,13 @@ def generate(
     model.eval()
     try:
         out = []
-        dim = model.z_dim if family == "gan" else model.latent_dim
-        noise = torch.randn(n, dim, generator=rng)  # one draw: batch_size cannot change it
+        decode = families.get(family).generate  # the registry's (model, z, labels) -> [0, 1]
+        noise = torch.randn(n, model.latent_dim, generator=rng)  # one draw for any batch_size
         for i in range(0, n, batch_size):
             m = min(batch_size, n - i)
             z = noise[i : i + m].to(p.device, p.dtype)
-            if family == "vae":
-                x = model.decode(z)
-            elif family == "vaegan":
-                x = (model.generator(z) + 1) / 2
-            else:
-                lab = None if labels is None else labels[i : i + m].to(p.device)
-                x = (model(z, lab) + 1) / 2
-            out.append(x.float().cpu().clamp(0, 1))
+            lab = None if labels is None else labels[i : i + m].to(p.device)
+            out.append(decode(model, z, lab).float().cpu().clamp(0, 1))
     finally:
         for mod, mode in modes:
             mod.training = mode
