@@ -132,3 +132,16 @@ def test_bad_files_and_layers(tmp_path):
         load_keras(tmp_path / "functional.keras")
     with pytest.raises(ValueError, match=r"\(Conv1D\) is not supported"):
         from_keras(conv.layers[0])
+
+
+def test_missing_h5py_is_a_one_line_hint(tmp_path, monkeypatch):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.save(tmp_path / "m.keras")
+    monkeypatch.setitem(__import__("sys").modules, "h5py", None)
+    with pytest.raises(ModuleNotFoundError, match=r"needs h5py: pip install 'rnnlab\[keras\]'"):
+        load_keras(tmp_path / "m.keras")
+
+
+def test_from_keras_refuses_an_unbuilt_layer():
+    with pytest.raises(ValueError, match="is not built"):
+        from_keras(keras.layers.LSTM(3))

@@ -141,3 +141,32 @@ def test_cell_missing_a_protocol_method_is_one_clear_error():
         RNN(NoStep())
     with pytest.raises(ValueError, match="`dropout_per_gate=True` needs a cell with a `gates`"):
         RNN(IndRNNCell(I, H), dropout_per_gate=True)
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("zero_output", [True, False])
+def test_custom_cell_matches_keras_rnn_of_the_same_cell(go_backwards, zero_output):
+    keras = pytest.importorskip("keras")
+
+    torch.manual_seed(1)
+    cell = IndRNNCell(I, H)
+
+    class KerasIndRNNCell(keras.layers.Layer):  # Keras's RNN over the same step function
+        state_size, output_size = [H, H], H
+
+        def call(self, inputs, states):
+            out, new = cell.step(cell.project_inputs(inputs), IndState(*states))
+            return out, list(new)
+
+    flags = dict(return_sequences=True, return_state=True, go_backwards=go_backwards,
+                 zero_output_for_mask=zero_output)  # fmt: skip
+    ref = keras.layers.RNN(KerasIndRNNCell(), **flags)
+    ours = RNN(cell, go_backwards_layout="keras", **flags)
+    x = torch.randn(B, T, I)
+    mask = torch.rand(B, T) < 0.6
+    mask[0] = False
+    want = [keras.ops.convert_to_numpy(t) for t in ref(x, mask=mask)]
+    out, state = ours(x, mask=mask)
+    torch.testing.assert_close(out.detach().numpy(), want[0], atol=1e-6, rtol=1e-6)
+    for s, w in zip(state, want[1:], strict=True):
+        torch.testing.assert_close(s.detach().numpy(), w, atol=1e-6, rtol=1e-6)

@@ -15,7 +15,8 @@ import torch
 from torch import Tensor, nn
 
 from .masking import check_lengths, check_mask, mask_spans, reverse_padded
-from .recurrent import RNN, layout_in, layout_out
+from .protocol import layout_in, layout_out
+from .recurrent import RNN
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 

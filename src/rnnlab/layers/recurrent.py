@@ -95,12 +95,9 @@ state that is not its output::
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from .bptt import bptt_run, bptt_supported
 from .cells import GRUCell, LSTMCell, SimpleRNNCell
@@ -116,11 +113,11 @@ from .masking import (
     reverse_padded,
     select_state,
 )
+from .protocol import Unrolled, check_cell, fit_state, layout_in, layout_out
 from .triton_rnn import triton_run, triton_supported, triton_usable
 
 IMPLEMENTATIONS = ("auto", "fused", "explicit", "reference", "triton")
 LAYOUTS = ("prefix", "keras")
-PROTOCOL = ("input_size", "hidden_size", "initial_state", "project_inputs", "step")
 
 
 def _check_rate(name: str, value: float) -> float:
@@ -134,89 +131,9 @@ def _dropout_mask(shape, p: float, like: Tensor) -> Tensor:
     return F.dropout(torch.ones(shape, device=like.device, dtype=like.dtype), p, training=True)
 
 
-def _check_cell(cell) -> None:
-    missing = [name for name in PROTOCOL if not hasattr(cell, name)]
-    if missing:
-        raise TypeError(
-            f"`cell` must follow the cell protocol ({', '.join(PROTOCOL)}; see "
-            f"rnnlab.layers.RNN): {type(cell).__name__} has no {', '.join(missing)}."
-        )
-
-
 def _compiling() -> bool:
     """Whether torch.compile / torch.jit.trace is recording this call."""
     return torch.compiler.is_compiling() or torch.jit.is_tracing()
-
-
-def _fit_state(template, given, where: str = "initial_state"):
-    """``given`` in the structure of ``template`` (the cell's initial state): a tensor, or a
-    tuple/NamedTuple of states; lists and plain tuples are accepted for tuple states."""
-    if isinstance(template, Tensor):
-        if not isinstance(given, Tensor):
-            raise TypeError(
-                f"`{where}` must be a tensor {tuple(template.shape)}, got {type(given).__name__}."
-            )
-        if given.shape != template.shape:
-            raise ValueError(
-                f"`{where}` tensors must have shape {tuple(template.shape)}, "
-                f"got {tuple(given.shape)}."
-            )
-        return given
-    name = type(template).__name__
-    if not isinstance(given, (tuple, list)) or len(given) != len(template):
-        got = (
-            f"{type(given).__name__} of {len(given)}"
-            if isinstance(given, (tuple, list))
-            else type(given).__name__
-        )
-        raise TypeError(
-            f"`{where}` must be a {name} of {len(template)} (or a list/tuple in that order), "
-            f"got {got}."
-        )
-    parts = [
-        _fit_state(t, g, f"{where}[{k}]")
-        for k, (t, g) in enumerate(zip(template, given, strict=True))
-    ]
-    return type(template)(*parts) if hasattr(template, "_fields") else type(template)(parts)
-
-
-def layout_in(module, x, lengths, mask):
-    """A layer's input as the loop takes it: batch-first, a ``PackedSequence`` unpacked
-    into padding + lengths. Returns ``(x (B, T, I), lengths, packed)``."""
-    if isinstance(x, PackedSequence):
-        if lengths is not None or mask is not None:
-            raise ValueError("A PackedSequence carries its lengths: pass no `lengths` or `mask`.")
-        x, lengths = pad_packed_sequence(x, batch_first=True)
-        return x, lengths, True
-    if isinstance(x, Tensor) and not module.batch_first:
-        x = x.transpose(0, 1)
-    return x, lengths, False
-
-
-def layout_out(module, result, packed_lengths: Tensor | None):
-    """Put a layer's sequence output back in its input's layout: packed again when the
-    input was a ``PackedSequence`` (``packed_lengths``), time-major without batch_first."""
-    if not module.return_sequences:
-        return result
-    out, rest = (result[0], result[1:]) if module.return_state else (result, ())
-
-    def convert(o: Tensor):
-        if packed_lengths is not None:
-            return pack_padded_sequence(o, packed_lengths, batch_first=True, enforce_sorted=False)
-        return o if module.batch_first else o.transpose(0, 1)
-
-    out = tuple(convert(o) for o in out) if isinstance(out, tuple) else convert(out)
-    return (out, *rest) if module.return_state else out
-
-
-class Unrolled(NamedTuple):
-    """What :meth:`RNN.unroll` returns: ``outputs`` (B, T, O) batch-first in processing
-    order, the ``final_state``, and ``last`` (B, O), the output at each row's last unmasked
-    step."""
-
-    outputs: Tensor
-    final_state: object
-    last: Tensor
 
 
 class RNN(nn.Module):
@@ -260,7 +177,7 @@ class RNN(nn.Module):
         implementation: str = "auto",
     ) -> None:
         super().__init__()
-        _check_cell(cell)
+        check_cell(cell)
         if implementation not in IMPLEMENTATIONS:
             raise ValueError(
                 f"Received an invalid value for argument `implementation`: expected one of "
@@ -513,7 +430,7 @@ class RNN(nn.Module):
                 )
             return state
         template = self.cell.initial_state(B, device=x.device, dtype=x.dtype)
-        return template if initial_state is None else _fit_state(template, initial_state)
+        return template if initial_state is None else fit_state(template, initial_state)
 
     def _loop(self, xp: Tensor, state, keep: Tensor | None, rec_mask: Tensor | None):
         """The explicit loop (the reference every backend matches).

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .bidirectional import Bidirectional
-from .recurrent import GRU, LSTM, RNN, SimpleRNN, layout_in, layout_out
+from .protocol import layout_in, layout_out
+from .recurrent import GRU, LSTM, RNN, SimpleRNN
 
 KINDS = {"simple_rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
 
