@@ -1,9 +1,15 @@
-"""The report page in a real browser: headless Chromium loads every image (naturalWidth > 0),
-logs no console message or JS error, and takes a screenshot (kept as a test artifact in
-``tests/artifacts/`` when RNNLAB_KEEP_ARTIFACTS is set). Skipped without a Chromium binary."""
+"""The report page in a real browser: headless Chromium loads the quick tour's report (what
+``make run`` writes) and a page of hostile fake runs, at desktop (1280 px) and phone (400 px)
+widths: every image decodes (naturalWidth > 0), nothing logs a console message or a JS error,
+the page is never wider than the window, every part of the tour has its section, and the
+quick-run banner is there. Screenshots at both widths are kept in ``tests/artifacts/`` when
+RNNLAB_KEEP_ARTIFACTS is set. Skipped without a Chromium binary, except in CI (``CI`` set),
+where ``make test`` installs Debian's chromium and a missing one fails."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import shutil
@@ -37,6 +43,7 @@ window.addEventListener("load", function () {
 });
 </script>"""
 WIDTH, HEIGHT = 1280, 2000
+WIDTHS = (1280, 400)  # a desktop window and a phone
 
 
 def _chromium() -> str:
@@ -78,36 +85,76 @@ def report_page(tmp_path_factory) -> Path:
                          notes=notes)  # fmt: skip
 
 
-def test_every_image_loads_without_errors(report_page, tmp_path):
-    html = report_page.read_text(encoding="utf-8")
-    expected = len(re.findall(r"<img\b", html))
-    assert expected > 0
-    probe = report_page.with_name("probe.html")  # beside the page: same relative links
+@pytest.fixture(scope="module")
+def tour_page(tmp_path_factory) -> Path:
+    """The quick tour's report (a few seconds of training per part)."""
+    _chromium()
+    from rnnlab import tour
+
+    out = tmp_path_factory.mktemp("tour")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert tour.main(["--quick", "--out", str(out), "--no-progress"]) == 0
+    return out / "report.html"
+
+
+def _probe(page: Path, width: int, profile: Path) -> tuple[str, str]:
+    """Load ``page`` (with the probe injected) at ``width``; return (probe title, DOM)."""
+    html = page.read_text(encoding="utf-8")
+    probe = page.with_name(f"probe-{width}.html")  # beside the page: same relative links
     probe.write_text(html.replace("<head>", "<head>" + PROBE, 1), encoding="utf-8")
     result = _run(
         ["--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", "--dump-dom",
-         f"--window-size={WIDTH},{HEIGHT}", probe.as_uri()],
-        tmp_path / "profile",
+         f"--window-size={width},{HEIGHT}", probe.as_uri()],
+        profile,
     )  # fmt: skip
     title = re.search(r"<title>(CHECK[^<]*)</title>", result.stdout)
     assert title, f"the probe did not run (rc {result.returncode}): {result.stderr[-2000:]}"
-    assert title.group(1) == f"CHECK images={expected} broken=0 errors=0 wide=false"
     console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
     assert console == [], console
+    return title.group(1), result.stdout
 
 
-def test_screenshot(report_page, tmp_path):
-    shot = tmp_path / "report.png"
+@pytest.mark.parametrize("width", WIDTHS)
+def test_every_image_loads_without_errors(report_page, tmp_path, width):
+    expected = len(re.findall(r"<img\b", report_page.read_text(encoding="utf-8")))
+    assert expected > 0
+    title, _ = _probe(report_page, width, tmp_path / "profile")
+    assert title == f"CHECK images={expected} broken=0 errors=0 wide=false"
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_tour_report_in_a_browser(tour_page, tmp_path, width):
+    from rnnlab import tour
+
+    html = tour_page.read_text(encoding="utf-8")
+    expected = len(re.findall(r"<img\b", html))
+    assert expected >= 10
+    title, dom = _probe(tour_page, width, tmp_path / "profile")
+    assert title == f"CHECK images={expected} broken=0 errors=0 wide=false"
+    sections = re.findall(r'<h2 id="[^"]*">([^<]*)</h2>', dom)
+    assert [s.split(" — ")[0] for s in sections] == list(tour.ORDER)
+    assert 'class="banner"' in dom and "Quick tour (--quick)" in dom
+    assert "latent map: the posterior mean" in dom  # captioned as what it is
+    assert dom.count('<details class="epochs">') >= 3  # earlier epochs behind one control
+    _screenshot(tour_page, tmp_path, width, f"tour-report-{width}.png")
+
+
+def _screenshot(page: Path, tmp_path: Path, width: int, name: str) -> None:
+    shot = tmp_path / name
     result = _run(
-        [f"--screenshot={shot}", f"--window-size={WIDTH},{HEIGHT}",
-         report_page.as_uri()],
-        tmp_path / "profile",
+        [f"--screenshot={shot}", f"--window-size={width},{HEIGHT}", "--hide-scrollbars",
+         page.as_uri()],
+        tmp_path / "profile-shot",
     )  # fmt: skip
     assert shot.is_file(), f"no screenshot (rc {result.returncode}): {result.stderr[-2000:]}"
     head = shot.read_bytes()[:24]
     assert head[:8] == b"\x89PNG\r\n\x1a\n"
-    assert int.from_bytes(head[16:20], "big") == WIDTH
+    assert int.from_bytes(head[16:20], "big") == width
     if os.environ.get("RNNLAB_KEEP_ARTIFACTS"):
         artifacts = Path(__file__).parent / "artifacts"
         artifacts.mkdir(exist_ok=True)
-        shutil.copyfile(shot, artifacts / "report.png")
+        shutil.copyfile(shot, artifacts / name)
+
+
+def test_screenshot(report_page, tmp_path):
+    _screenshot(report_page, tmp_path, WIDTH, "report.png")

@@ -291,3 +291,83 @@ def test_bad_groups_and_notes(tmp_path):
         render_report([run], groups={"A": run})
     with pytest.raises(ReportError, match="RUN must be"):
         render_report([run], groups={"A": [tmp_path / "missing"]})
+
+
+def _epoch_grids(run: Path, name: str, epochs: int, tiles: int = 16) -> None:
+    """``samples/<name>-epochNNN.png`` grids as SampleWriter saves them (8 per row, pad 2)."""
+    from rnnlab.evaluation.images import save_image_grid
+
+    for e in range(1, epochs + 1):
+        images = np.random.default_rng(e).random((tiles, 1, 8, 8))
+        save_image_grid(images, run / "samples" / f"{name}-epoch{e:03d}.png", nrow=8)
+
+
+def test_epoch_series_show_the_last_large_and_a_strip_of_earlier_ones(tmp_path):
+    run = make_small_run(tmp_path / "vae", {"train_loss": [1.0, 0.5]})
+    _epoch_grids(run, "samples", 40)
+    _epoch_grids(run, "reconstructions", 3)
+    imsave(run / "samples" / "latent-map.png", np.random.default_rng(0).random((40, 50)))
+    page = render_report([run])
+    text = page.read_text()
+    captions = re.findall(r"<figcaption>([^<]*)</figcaption>", text)
+    assert "latent map: the posterior mean" in text
+    latent = next(c for c in captions if "latent-map.png" in c)
+    assert "generated samples" not in latent.split("(")[0]
+    final = next(c for c in captions if "samples-epoch040.png" in c)
+    assert final.startswith("generated samples") and "epoch 40 (the last saved)" in final
+    # 39 earlier epochs: 8 thumbnails, evenly spaced, the first kept; never dozens
+    strips = re.findall(r'<details class="epochs"><summary>Earlier epochs \(([^)]*)\)</summary>'
+                        r"(.*?)</details>", text, re.S)  # fmt: skip
+    assert [s for s, _ in strips] == [
+        "2 of 2".replace("2 of 2", "2"),
+        "8 of 39 shown, evenly spaced",
+    ]
+    epochs = [int(e) for e in re.findall(r"<figcaption>epoch (\d+)</figcaption>", strips[1][1])]
+    assert len(epochs) == 8 and epochs[0] == 1 and epochs[-1] == 39 and epochs == sorted(epochs)
+    assert len(_links(page).srcs) == 1 + 3 + 2 + 8  # curve, 3 finals, the two strips
+    assert all((page.parent / s).is_file() for s in _links(page).srcs)
+
+
+def test_small_grids_are_enlarged_by_whole_pixels_and_labelled(tmp_path):
+    from PIL import Image
+
+    from rnnlab.evaluation.report_images import enlarge, grid_labels, series_of
+
+    src = tmp_path / "tiny.png"
+    pixels = (np.random.default_rng(0).random((10, 12)) * 255).astype(np.uint8)
+    Image.fromarray(pixels).save(src)
+    size = enlarge(src, tmp_path / "big.png", width=120)
+    big = np.asarray(Image.open(tmp_path / "big.png").convert("L"))
+    assert size == (120, 100) and big.shape == (100, 120)
+    assert (big == np.kron(pixels, np.ones((10, 10), dtype=np.uint8))).all()  # nearest only
+    # a conditional GAN's samples: each cell labelled with its class, named by the dataset
+    run = make_small_run(tmp_path / "cgan")
+    cfg = {"model": {"family": "gan", "conditional": True}, "data": {"dataset": "fashion-mnist"}}
+    (run / "config.json").write_text(json.dumps({"config": cfg}))
+    rows, cells, nrow = grid_labels(load_run(run), Path("samples/samples-epoch005.png"))
+    assert rows is None and nrow == 8 and cells[9] == "Ankle boot" and len(cells) == 10
+    recon_rows, _, _ = grid_labels(load_run(run), Path("samples/reconstructions-epoch001.png"))
+    assert recon_rows == ["input", "reconstruction"]
+    _epoch_grids(run, "samples", 1, tiles=64)
+    w, h = enlarge(run / "samples" / "samples-epoch001.png", tmp_path / "labelled.png",
+                   cell_labels=cells)  # fmt: skip
+    assert w == 82 * 6 and h > 82 * 6  # a band of text above every row of cells
+    found = series_of([Path("a-epoch2.png"), Path("a-epoch10.png"), Path("b.png")])
+    assert [s.final.name for s in found] == ["a-epoch10.png", "b.png"]
+
+
+def test_smoke_runs_get_a_banner_and_identical_curves_are_drawn_once(tmp_path):
+    a = make_small_run(tmp_path / "a", {"train_loss": [1.0, 0.5], "lr": [0.1, 0.01]})
+    b = make_small_run(tmp_path / "b", {"train_loss": [0.9, 0.4], "lr": [0.1, 0.01]})
+    text = render_report([a, b], out_dir=tmp_path / "out").read_text()
+    assert 'class="banner"' not in text
+    assert "lr per epoch (log scale); a and b coincide (one line)" in text
+    dry = json.loads((a / "config.json").read_text()) | {"argv": ["rnnlab", "train", "x",
+                                                                  "--dry-run"]}  # fmt: skip
+    (a / "config.json").write_text(json.dumps(dry))
+    page = render_report([a, b], out_dir=tmp_path / "out")
+    banner = re.search(r'<p class="banner" role="alert">([^<]*)</p>', page.read_text())
+    assert banner and "a ran with --dry-run" in banner.group(1) and "b ran" not in banner.group(1)
+    assert "> **Not results: a ran with --dry-run" in (page.parent / "report.md").read_text()
+    custom = render_report([b], out_dir=tmp_path / "out2", banner="quick tour").read_text()
+    assert '<p class="banner" role="alert">quick tour</p>' in custom

@@ -40,6 +40,7 @@ def gates_run(
     """Draw the gates of layer ``layer`` on test example ``index``; returns the PNG path."""
     import torch
 
+    from rnnlab.data import DATASETS
     from rnnlab.evaluation.gates import plot_gates, record_gates
     from rnnlab.evaluation.gradients import find_recurrent
     from rnnlab.training.checkpoint import RunDir
@@ -65,7 +66,10 @@ def gates_run(
     trace = record_gates(rnn, seen[0])
     image = xi[0] if xi[0].dim() == 2 and cfg.data.view == "rows" else None
     target = run.path / "gates" / f"example-{index}-layer{layer}.png"
-    title = f"test example {index}: label {int(y[index])}, predicted {prediction}"
+    names = DATASETS[cfg.data.dataset].class_names if cfg.data.dataset in DATASETS else ()
+    label, guess = (names[i] if 0 <= i < len(names) else str(i)
+                    for i in (int(y[index]), prediction))  # fmt: skip
+    title = f"test example {index}: label {label}, predicted {guess}"
     png = plot_gates(trace, 0, target, image, title=title)
     log(f"{title}\nwrote {png}")
     return png

@@ -236,5 +236,7 @@ def plot_gates(
         ax.set_xlabel("step t" + (" (reversed)" if trace.go_backwards else ""))
         ax.set_ylabel("unit")
         fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.suptitle(title or f"{trace.kind.upper()} gates, sequence {index} (length {length})")
+    # left-aligned and bold, so it never reads as a continuation of the middle panel's title
+    fig.suptitle(title or f"{trace.kind.upper()} gates, sequence {index} (length {length})",
+                 x=0.01, ha="left", fontweight="bold")  # fmt: skip
     return str(save_figure(fig, path))

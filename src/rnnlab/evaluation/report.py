@@ -64,6 +64,22 @@ def _scope(page: Page, scope: Scope, plots: Path, note: str = "") -> None:
         sections.config_section(page, scope)
 
 
+SMOKE_FLAGS = {"--dry-run": "a few steps on synthetic data", "--quick": "shrunk to a smoke test"}
+
+
+def _smoke_banner(runs: list[RunData]) -> str:
+    """A warning for runs whose recorded command line (``config.json``'s argv) says they
+    were smoke tests; empty when none was."""
+    flagged = {flag: [r.name for r in runs if flag in map(str, r.argv or ())]
+               for flag in SMOKE_FLAGS}  # fmt: skip
+    parts = [f"{', '.join(names)} ran with {flag} ({SMOKE_FLAGS[flag]})"
+             for flag, names in flagged.items() if names]  # fmt: skip
+    if not parts:
+        return ""
+    return ("Not results: " + "; ".join(parts) + ". Their numbers test the plumbing; the "
+            "models have not converged.")  # fmt: skip
+
+
 def _warnings_section(page: Page) -> None:
     notes = [(r.name, w) for r in page.runs for w in r.warnings]
     if notes:
@@ -111,7 +127,7 @@ def _resolve_groups(
 def render_report(
     run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike | None = None,
     title: str | None = None, *, groups: Mapping[str, Sequence[str | os.PathLike]] | None = None,
-    notes: Mapping[str, str] | None = None,
+    notes: Mapping[str, str] | None = None, banner: str | None = None,
 ) -> Path:  # fmt: skip
     """Write ``report.html`` and ``report.md`` for one run folder or several.
 
@@ -120,6 +136,8 @@ def render_report(
     metrics, curves, and the artefacts those runs have. Runs in ``run_dirs`` but in no group
     go to a last "Other runs" section; a group may be empty (its note alone is shown).
     ``notes`` (optional): group title -> preformatted text shown at the top of its section.
+    ``banner`` (optional): a warning shown above everything, e.g. that the runs are a quick
+    smoke test; without it, runs whose command line says ``--dry-run`` or ``--quick`` get one.
 
     ``out_dir`` defaults to ``<run>/report`` for one run and ``<common parent>/report`` for
     several. Figures and copied PNGs go to ``<out_dir>/report_files/``. Returns the path of
@@ -155,6 +173,7 @@ def render_report(
             _scope(page, scope, plots, note=str(notes.get(group, "")))
             page.html.append("</section>")
     _warnings_section(page)
+    banner = banner or _smoke_banner(runs)
     stamp = time.strftime("%Y-%m-%d %H:%M")
     meta = (f"{len(runs)} run{'s' if len(runs) > 1 else ''} in {page.root} · generated {stamp} "
             "by rnnlab report")  # fmt: skip
@@ -173,13 +192,16 @@ def render_report(
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{esc(title)}</title><style>{CSS}</style></head><body><main>"
-        f'<h1>{esc(title)}</h1><p class="meta">{esc(meta)}</p>{nav}'
+        f'<h1>{esc(title)}</h1><p class="meta">{esc(meta)}</p>'
+        + (f'<p class="banner" role="alert">{esc(banner)}</p>' if banner else "")
+        + nav
         + "\n".join(page.html)
         + "</main></body></html>\n"
     )
     toc_md = "".join(f"{i}. [{md(t)}](#{a})\n" for i, (a, t) in enumerate(page.toc, 1))
+    warn = f"> **{md(banner)}**\n\n" if banner else ""
     atomic_write_bytes(
         out / "report.md",
-        f"# {md(title)}\n\n{md(meta)}\n\n{toc_md}{chr(10).join(page.md)}\n".encode(),
+        f"# {md(title)}\n\n{md(meta)}\n\n{warn}{toc_md}{chr(10).join(page.md)}\n".encode(),
     )
     return atomic_write_bytes(out / "report.html", doc.encode("utf-8"))

@@ -28,7 +28,7 @@ NO_PLOT = {"seconds", "time", "wall_time", "timestamp", "eps", "epoch", "step", 
 LOWER = {"loss", "error", "err", "nll", "fid", "kid", "mse", "bce", "perplexity", "kl", "mae"}
 HIGHER = {"accuracy", "acc", "auc", "auroc", "f1", "precision", "recall", "elbo", "iou"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-MAX_IMAGES = 48
+MAX_IMAGES = 2000  # per run; the page shows each series' last epoch and a strip of earlier ones
 MAX_CLASSES = 200
 
 

@@ -2,8 +2,9 @@
 side, the stylesheet, escaping, and a :class:`Scope` (the runs one part of the page shows).
 
 No external CSS, JS or fonts: the page is one file plus its images under ``report_files/``.
-Laid out for a 1280-px screen without horizontal scrolling: figures flow in a two-column grid
-(wide ones span both columns), tables are compact, long values wrap.
+Laid out for a 1280-px screen and a 400-px phone without horizontal page scrolling: figures
+flow in a two-column grid that falls to one column (wide ones span the row; images never
+exceed their box), tables scroll inside their own box, long values wrap.
 """
 
 from __future__ import annotations
@@ -50,11 +51,11 @@ table.cfg{width:100%;table-layout:fixed}
 table.cfg td:first-child{width:30%}
 .best{color:var(--muted);font-size:11.5px;font-weight:400}
 .win{font-weight:700;color:#047857}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(440px,1fr));gap:14px}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(440px,100%),1fr));gap:14px}
 .grid .wide{grid-column:1/-1}
 figure{margin:0;border:1px solid var(--line);border-radius:8px;padding:10px;background:#fff;
  display:flex;flex-direction:column;align-items:center;justify-content:space-between}
-figure img{display:block;max-width:100%;max-height:520px;height:auto;width:auto;
+figure img{display:block;max-width:100%;max-height:640px;height:auto;width:auto;
  object-fit:contain}
 img.px{image-rendering:pixelated}
 figcaption{font-size:12.5px;color:var(--muted);margin-top:6px;align-self:stretch;
@@ -62,7 +63,18 @@ figcaption{font-size:12.5px;color:var(--muted);margin-top:6px;align-self:stretch
 figcaption b{color:var(--fg);font-weight:600}
 details{border:1px solid var(--line);border-radius:8px;padding:6px 12px;margin:8px 0}
 summary{cursor:pointer;font-weight:600;font-size:14px}
-.pair{display:grid;grid-template-columns:repeat(auto-fill,minmax(440px,1fr));gap:0 14px}
+.pair{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(440px,100%),1fr));
+ gap:0 14px}
+.banner{background:#fef3c7;border:1px solid #f59e0b;color:#78350f;border-radius:8px;
+ padding:10px 14px;font-weight:600;margin:12px 0}
+details.epochs{margin:8px 0 0;align-self:stretch;padding:4px 8px}
+details.epochs summary{font-size:12.5px;font-weight:500;color:var(--muted)}
+.strip{display:flex;flex-wrap:wrap;gap:8px;margin-top:6px}
+.strip figure{border:0;padding:0;flex:0 1 auto}
+.strip img{image-rendering:pixelated;max-width:100%;height:auto}
+.strip figcaption{text-align:center;margin-top:2px}
+@media (max-width:600px){main{padding:16px 12px 48px}h1{font-size:21px}
+ table{font-size:12.5px}figure{padding:6px}pre.note{white-space:pre;overflow-wrap:normal}}
 pre{background:var(--soft);padding:10px 12px;border-radius:6px;overflow:auto;font-size:12.5px;
  line-height:1.4;margin:8px 0}
 pre.note{white-space:pre-wrap;overflow-wrap:anywhere;border-left:3px solid var(--accent)}

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from pathlib import Path
 
-from .plots import atomic_write_bytes, plot_confusion, plot_curves, plot_gradients, plot_robustness
+from . import report_images as images
+from .plots import plot_confusion, plot_curves, plot_gradients, plot_robustness
 from .report_data import RunData, fmt, lower_is_better
 from .report_page import ASSETS, Page, Scope, esc, md, slug
 
@@ -26,15 +26,6 @@ IMAGE_SECTIONS = (("gates", "Gate activations"), ("samples", "Samples and recons
                   ("other", "Other figures"))  # fmt: skip
 DRAWN_FROM_DATA = {"confusion.png": "confusion", "robustness.png": "robustness",
                    "gradients.png": "gradients"}  # the report draws these itself  # fmt: skip
-KNOWN_FIGURES = (
-    ("gate", "gate activations and cell state at every step of one input"),
-    ("adversarial", "clean inputs, adversarial perturbations and the predictions on each"),
-    ("recon", "inputs (top) and their reconstructions"),
-    ("denois", "noisy inputs, the model's denoised outputs and the clean originals"),
-    ("interp", "interpolation between codes in the latent space"),
-    ("sample", "generated samples"),
-    ("real", "real training images, for comparison"),
-)
 
 
 def _metric_order(metric: str) -> tuple[int, str]:
@@ -172,6 +163,19 @@ def _families(runs: list[RunData]) -> list[list[RunData]]:
     return list(families.values())
 
 
+def _merge_identical(
+    curves: dict[str, dict[str, list[tuple[float, float]]]],
+) -> tuple[dict[str, dict[str, list[tuple[float, float]]]], list[list[str]]]:
+    """Runs whose curves are equal point for point (e.g. the same learning-rate schedule)
+    drawn once, as ``"a = b"``, so no line hides under another; returns the groups too."""
+    groups: dict[str, list[str]] = {}
+    for name, series in curves.items():
+        key = repr(sorted(series.items()))
+        groups.setdefault(key, []).append(name)
+    merged = {" = ".join(names): curves[names[0]] for names in groups.values()}
+    return merged, [names for names in groups.values() if len(names) > 1]
+
+
 def curves_section(page: Page, scope: Scope, plots: Path) -> None:
     figures = []
     families = _families(scope.runs)
@@ -181,7 +185,9 @@ def curves_section(page: Page, scope: Scope, plots: Path) -> None:
         xlabel = " / ".join(dict.fromkeys(r.xlabel for r in family))
         names = ", ".join(r.name for r in family)
         for metric in (m for m in metrics if _worth_plotting(family, m)):
-            curves = {r.name: r.series[metric] for r in family if metric in r.series}
+            curves, same = _merge_identical(
+                {r.name: r.series[metric] for r in family if metric in r.series}
+            )
             values = [y for s in curves.values() for pts in s.values() for _, y in pts if y == y]
             log_y = metric in LOG_METRICS and bool(values) and min(values) > 0
             name = f"{scope.prefix}curve-{f}-{slug(metric)}.png"
@@ -191,6 +197,8 @@ def curves_section(page: Page, scope: Scope, plots: Path) -> None:
                      if len(splits) > 1 else "")  # fmt: skip
             who = names if len(families) > 1 or len(curves) > 1 else None
             caption = f"{metric} per {xlabel}{' (log scale)' if log_y else ''}{style}"
+            if same:
+                caption += "; " + "; ".join(f"{' and '.join(g)} coincide (one line)" for g in same)
             figures.append(page.figure(page.rel(path), caption, who=who))
     if figures:
         page.heading(scope, "curves", "Training curves")
@@ -228,33 +236,62 @@ def _shown_images(run: RunData) -> list[Path]:
     return [p for p in run.images if p.name not in drawn]
 
 
-def _describe(rel: Path) -> str:
-    name = rel.as_posix().lower()
-    what = next((text for key, text in KNOWN_FIGURES if key in name), None)
-    epoch = re.search(r"(?:epoch|ep)[-_]?(\d+)", name)
-    what = what or rel.stem.replace("_", " ").replace("-", " ")
-    return f"{what}{f', epoch {int(epoch.group(1))}' if epoch else ''} ({rel.as_posix()})"
+def _earlier_strip(page: Page, run: RunData, series: images.Series, base: str) -> str:
+    """The earlier epochs of a series behind one ``<details>``: a strip of at most
+    ``images.STRIP`` evenly spaced thumbnails (HTML); listed as links in the Markdown."""
+    if not series.earlier:
+        return ""
+    picked = images.spaced(series.earlier)
+    cells, links = [], []
+    for epoch, rel in picked:
+        dest = page.out / ASSETS / page.slot[id(run)] / f"{base}-epoch{epoch}.png"
+        try:
+            w, h = images.enlarge(run.path / rel, dest, width=images.THUMB)
+        except (OSError, ValueError) as err:
+            run.warnings.append(f"{rel.as_posix()}: not copied ({err})")
+            continue
+        src = page.rel(dest)
+        cells.append(f'<figure><img src="{esc(src)}" alt="epoch {epoch}" width="{w}" '
+                     f'height="{h}"><figcaption>epoch {epoch}</figcaption></figure>')  # fmt: skip
+        links.append(f"[epoch {epoch}]({src})")
+    if not cells:
+        return ""
+    n = len(series.earlier)
+    shown = f"{len(cells)} of {n} shown, evenly spaced" if len(cells) < n else f"{n}"
+    page.md.append(f"Earlier epochs ({shown}): " + ", ".join(links) + "\n")
+    return (f'<details class="epochs"><summary>Earlier epochs ({esc(shown)})</summary>'
+            f'<div class="strip">{"".join(cells)}</div></details>')  # fmt: skip
 
 
 def image_sections(page: Page, scope: Scope) -> None:
-    """The runs' own PNGs, copied beside the page, by category."""
+    """The runs' own PNGs, copied beside the page, by category: per figure the final epoch
+    large (small pixel grids enlarged, labelled where the layout is known), the earlier
+    epochs behind one control."""
     assets = page.out / ASSETS
     for category, title in IMAGE_SECTIONS:
         figures = []
         for r in scope.runs:
-            for k, rel_src in enumerate(_shown_images(r)):
-                if r.category(rel_src) != category:
-                    continue
-                name = f"{category}-{k}-{slug('__'.join(rel_src.with_suffix('').parts))}.png"
-                dest = assets / page.slot[id(r)] / name
+            mine = [p for p in _shown_images(r) if r.category(p) == category]
+            for k, series in enumerate(images.series_of(mine)):
+                base = f"{category}-{k}-{slug(series.key.replace('/', '__'))}"
+                dest = assets / page.slot[id(r)] / f"{base}.png"
+                rows, cells, nrow = images.grid_labels(r, series.final)
                 try:
-                    atomic_write_bytes(dest, (r.path / rel_src).read_bytes())
-                except OSError as err:  # unreadable since it was found
-                    r.warnings.append(f"{rel_src.as_posix()}: not copied ({err})")
+                    size = images.enlarge(r.path / series.final, dest, row_labels=rows,
+                                          cell_labels=cells, nrow=nrow)  # fmt: skip
+                except (OSError, ValueError) as err:  # unreadable since it was found
+                    r.warnings.append(f"{series.final.as_posix()}: not copied ({err})")
                     continue
                 who = r.name if len(scope.runs) > 1 else None
-                figures.append(page.figure(page.rel(dest), _describe(rel_src),
-                                           r.image_sizes.get(rel_src), who=who))  # fmt: skip
+                epoch = f", epoch {series.epoch}" if series.epoch is not None else ""
+                if series.earlier:
+                    epoch += " (the last saved)"
+                caption = f"{images.describe(series.final)}{epoch} ({series.final.as_posix()})"
+                figure = page.figure(page.rel(dest), caption, size, who=who)
+                strip = _earlier_strip(page, r, series, base)
+                figures.append(
+                    figure.replace("</figure>", strip + "</figure>") if strip else figure
+                )
         if figures:
             page.heading(scope, f"img-{category}", title)
             page.grid(figures)

@@ -59,8 +59,11 @@ def run_tour(
     if report and tour.runs:
         from rnnlab.evaluation.report import render_report
 
-        page = render_report(
-            tour.runs, out_dir=out, title="rnnlab tour", groups=tour.groups, notes=tour.notes
-        )
+        banner = None
+        if args.quick:
+            banner = ("Quick tour (--quick): every part is shrunk to a smoke test, so the "
+                      "numbers below are not results; `rnnlab tour` trains for real.")  # fmt: skip
+        page = render_report(tour.runs, out_dir=out, title="rnnlab tour", groups=tour.groups,
+                             notes=tour.notes, banner=banner)  # fmt: skip
         print(f"report: {page}")
     return out
