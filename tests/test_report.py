@@ -295,7 +295,7 @@ def test_bad_groups_and_notes(tmp_path):
 
 def _epoch_grids(run: Path, name: str, epochs: int, tiles: int = 16) -> None:
     """``samples/<name>-epochNNN.png`` grids as SampleWriter saves them (8 per row, pad 2)."""
-    from rnnlab.evaluation.images import save_image_grid
+    from rnnlab.utils import save_image_grid
 
     for e in range(1, epochs + 1):
         images = np.random.default_rng(e).random((tiles, 1, 8, 8))
