@@ -93,7 +93,7 @@ def tour_page(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("tour")
     with contextlib.redirect_stdout(io.StringIO()):
-        assert tour.main(["--quick", "--out", str(out), "--no-progress"]) == 0
+        tour.run_tour(out=out, quick=True, progress=False)
     return out / "report.html"
 
 

@@ -60,7 +60,7 @@ def run_tour(
         from rnnlab.evaluation.report import render_report
 
         banner = None
-        if args.quick:
+        if quick:
             banner = ("Quick tour (--quick): every part is shrunk to a smoke test, so the "
                       "numbers below are not results; `rnnlab tour` trains for real.")  # fmt: skip
         page = render_report(tour.runs, out_dir=out, title="rnnlab tour", groups=tour.groups,
