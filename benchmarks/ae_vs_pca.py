@@ -8,7 +8,7 @@ Part B: test reconstruction MSE (per pixel, pixels in [0, 1]) of PCA, linear AE,
 conv AE at p = 2, 8, 32, all fitted on the 10,000 training images, scored on the 10,000 test
 images.
 
-Run: ``.venv/bin/python benchmarks/ae_vs_pca.py [--data-root ../shared/datasets]``.
+Run: ``.venv/bin/python benchmarks/ae_vs_pca.py [--data-dir ../shared/datasets]``.
 Linear AEs: centred data, no biases, float64, full-batch L-BFGS (strong Wolfe) from the default
 random init W1 ~ N(0, 1/D), W2 = W1ᵀ (without L2 the loss is invariant to W1 → M⁻¹W1,
 W2 → W2 M, and nn.Linear's default init starts the pair so unbalanced that L-BFGS crawls; pass
@@ -93,7 +93,13 @@ def test_mse(model, x_test: torch.Tensor) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-root", default=os.path.join(HERE, "..", "..", "shared", "datasets"))
+    ap.add_argument(
+        "--data-dir",
+        "--data-root",
+        dest="data_dir",
+        default=os.path.join(HERE, "..", "..", "shared", "datasets"),
+        help="folder with the IDX files, as `rnnlab --data-dir` (--data-root: the old name)",
+    )
     ap.add_argument("--lbfgs-iters", type=int, default=3000)
     ap.add_argument("--weight-decay", type=float, default=1e-4)
     ap.add_argument("--default-init", action="store_true", help="nn.Linear init, not W2 = W1ᵀ")
@@ -109,8 +115,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print("settings:", vars(args))
 
-    x_train = load("mnist", "train", root=args.data_root).images.reshape(-1, 784)
-    x_test = load("mnist", "test", root=args.data_root).images.reshape(-1, 784)
+    x_train = load("mnist", "train", root=args.data_dir).images.reshape(-1, 784)
+    x_test = load("mnist", "test", root=args.data_dir).images.reshape(-1, 784)
     print(f"data: MNIST-10k train {tuple(x_train.shape)}, test {tuple(x_test.shape)}")
     xtr64, xte64 = x_train.double(), x_test.double()
     mean = xtr64.mean(dim=0)

@@ -48,8 +48,8 @@ DEEP_SVDD_MNIST = [98.0, 99.7, 91.7, 91.9, 94.9, 88.5, 98.3, 94.6, 93.9, 96.5]  
 
 
 def images(args) -> None:
-    train = load(args.dataset, "train", root=args.data_root)
-    test = load(args.dataset, "test", root=args.data_root)
+    train = load(args.dataset, "train", root=args.data_dir)
+    test = load(args.dataset, "test", root=args.data_dir)
     x, xt = train.images[:, None], test.images[:, None]
     channels = [int(c) for c in args.channels.split(",")]
     name = "MNIST-10k" if args.dataset == "mnist" else args.dataset
@@ -137,7 +137,13 @@ def max_step_error(model: LSTMAutoencoder, x: torch.Tensor) -> torch.Tensor:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--part", choices=("images", "sequences"), default="images")
-    ap.add_argument("--data-root", default=os.path.join(HERE, "..", "..", "shared", "datasets"))
+    ap.add_argument(
+        "--data-dir",
+        "--data-root",
+        dest="data_dir",
+        default=os.path.join(HERE, "..", "..", "shared", "datasets"),
+        help="folder with the IDX files, as `rnnlab --data-dir` (--data-root: the old name)",
+    )
     ap.add_argument("--dataset", default="mnist", choices=("mnist", "fashion-mnist"))
     ap.add_argument("--classes", default="", help="comma list; default all ten")
     ap.add_argument("--model", choices=("deep", "conv"), default="deep")

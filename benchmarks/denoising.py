@@ -30,7 +30,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-root", default=os.path.join(HERE, "..", "..", "shared", "datasets"))
+    ap.add_argument(
+        "--data-dir",
+        "--data-root",
+        dest="data_dir",
+        default=os.path.join(HERE, "..", "..", "shared", "datasets"),
+        help="folder with the IDX files, as `rnnlab --data-dir` (--data-root: the old name)",
+    )
     ap.add_argument("--out", default="", help="folder for the grid PNGs (none when empty)")
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--level", type=float, default=0.3)
@@ -43,8 +49,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print("settings:", vars(args))
-    x = load("mnist", "train", root=args.data_root).images.flatten(1)
-    xt = load("mnist", "test", root=args.data_root).images.flatten(1)
+    x = load("mnist", "train", root=args.data_dir).images.flatten(1)
+    xt = load("mnist", "test", root=args.data_dir).images.flatten(1)
     print(f"data: MNIST-10k train {tuple(x.shape)}, test {tuple(xt.shape)}")
 
     t_all = time.time()
