@@ -47,7 +47,7 @@ test: $(VENV)/.test-installed chromium
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -q -m "not slow" tests
 
 docs: $(VENV)/.test-installed
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff format --check src tests examples benchmarks
