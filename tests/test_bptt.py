@@ -289,3 +289,6 @@ def test_dispatch_explicit_auto_reference_and_custom_cells():
         pass
 
     assert not bptt_supported(Peephole(4, 5))
+    spied = LSTM(4, 5).cell
+    spied.step = lambda xp, state, mask=None: type(spied).step(spied, xp, state, mask)
+    assert not bptt_supported(spied), "a step replaced on the instance must run"

@@ -40,7 +40,10 @@ __all__ = ["bptt_run", "bptt_supported"]
 
 def bptt_supported(cell) -> bool:
     """Whether :func:`bptt_run` computes exactly this cell (the built-in classes themselves,
-    not subclasses, which may change ``step``; activations with a written-out derivative)."""
+    not subclasses, which may change ``step``, nor a cell whose ``step`` was replaced on the
+    instance; activations with a written-out derivative)."""
+    if "step" in vars(cell) or "gates_of" in vars(cell):
+        return False
     if type(cell) is SimpleRNNCell:
         return cell.activation in DERIVATIVES
     if type(cell) in (LSTMCell, GRUCell):

@@ -219,20 +219,22 @@ class LSTMFunction(torch.autograd.Function):
         tau, h_new, c_new = torch.empty_like(h0), torch.empty_like(h0), torch.empty_like(h0)
         a_t, xp_t, h_t, c_t = a.unbind(0), xp.unbind(0), hs.unbind(0), cs.unbind(0)
         masks = _step_views(step_mask, T)
+        # every step's gate views, made once (a view costs as much Python time as a small op)
+        i_t, f_t, g_t, o_t = (v.unbind(0) for v in a.view(T, B, 4, H).unbind(2))
+        if_t = a[:, :, : 2 * H].unbind(0)
         for t in range(T):
             hin = rec.masked(h_t[t])
             if rec.per_gate:
-                g4 = rec.addmm_(a_t[t].copy_(xp_t[t]), hin, w_t)
+                rec.addmm_(a_t[t].copy_(xp_t[t]), hin, w_t)
             else:
-                g4 = torch.addmm(xp_t[t], hin, w_t, out=a_t[t])
-            act_(rec_act, g4[:, : 2 * H])
-            act_(act, g4[:, 2 * H : 3 * H])
-            act_(rec_act, g4[:, 3 * H :])
-            i, f, g, o = g4.split(H, 1)
+                torch.addmm(xp_t[t], hin, w_t, out=a_t[t])
+            act_(rec_act, if_t[t])
+            g = act_(act, g_t[t])
+            o = act_(rec_act, o_t[t])
             m = masks[t]
             c_dst = c_t[t + 1] if m is None else c_new
             h_dst = h_t[t + 1] if m is None else h_new
-            torch.mul(f, c_t[t], out=c_dst).addcmul_(i, g)
+            torch.mul(f_t[t], c_t[t], out=c_dst).addcmul_(i_t[t], g)
             torch.mul(o, act_into(act, c_dst, tau), out=h_dst)
             if m is not None:
                 torch.where(m, c_new, c_t[t], out=c_t[t + 1])
@@ -267,14 +269,21 @@ class LSTMFunction(torch.autograd.Function):
         dg = torch.empty(T, B, 4, H, dtype=a.dtype, device=a.device)
         grad = _StateGrad(grad_h, hs[0], dy, rec, carry)
         dc = _start(grad_c, cs[0])
-        pre_t, p_c_t, f_t, dg_t = pre.unbind(0), p_c.unbind(0), f_c.unbind(0), dg.unbind(0)
+        dc_b = dc[:, None]  # (B, 1, H), broadcast over the three dc-driven gates
+        p_c_t, f_t = p_c.unbind(0), f_c.unbind(0)
+        pre3_t, pre_o_t = pre[:, :, :3].unbind(0), pre[:, :, 3].unbind(0)
+        dg3_t, dgo_t, dg_t = (
+            dg[:, :, :3].unbind(0),
+            dg[:, :, 3].unbind(0),
+            dg.view(T, B, -1).unbind(0),
+        )
         for t in range(T - 1, -1, -1):
-            dh, dgt, pt = grad.dh, dg_t[t], pre_t[t]
+            dh = grad.dh
             dc.addcmul_(dh, p_c_t[t])
-            torch.mul(pt[:, :3], dc[:, None], out=dgt[:, :3])
-            torch.mul(dh, pt[:, 3], out=dgt[:, 3])
+            torch.mul(pre3_t[t], dc_b, out=dg3_t[t])
+            torch.mul(dh, pre_o_t[t], out=dgo_t[t])
             dc.mul_(f_t[t])
-            grad.back(t, dgt.view(B, 4 * H), w_hh)
+            grad.back(t, dg_t[t], w_hh)
         dg = dg.view(T, B, 4 * H)
         dw_hh = None
         if ctx.needs_input_grad[1]:
@@ -316,13 +325,15 @@ class GRUFunction(torch.autograd.Function):
         w_rz_t, w_n_t = w_hh[: 2 * H].t(), w_hh[2 * H :].t()
         rec = _RecMask(rec_mask)
         diff, h_new = torch.empty_like(h0), torch.empty_like(h0)
-        a_t, h_t, masks = a.unbind(0), hs.unbind(0), _step_views(step_mask, T)
+        h_t, masks = hs.unbind(0), _step_views(step_mask, T)
         hn_t = hn.unbind(0) if reset_after else None
+        # every step's gate views, made once (a view costs as much Python time as a small op)
+        rz_t, n_t = a[:, :, : 2 * H].unbind(0), a[:, :, 2 * H :].unbind(0)
+        r_t, z_t = a[:, :, :H].unbind(0), a[:, :, H : 2 * H].unbind(0)
         for t in range(T):
             hin = rec.masked(h_t[t])
-            at = a_t[t]
-            r, z = act_(rec_act, rec.addmm_(at[:, : 2 * H], hin, w_rz_t)).split(H, 1)
-            n, h_n = at[:, 2 * H :], rec.gate(hin, 2)
+            act_(rec_act, rec.addmm_(rz_t[t], hin, w_rz_t))
+            r, z, n, h_n = r_t[t], z_t[t], n_t[t], rec.gate(hin, 2)
             if reset_after:
                 if b_n is None:
                     torch.mm(h_n, w_n_t, out=hn_t[t])
@@ -365,21 +376,22 @@ class GRUFunction(torch.autograd.Function):
         drh = torch.empty_like(hs[0])
         w_rz, w_n = w_hh[: 2 * H], w_hh[2 * H :]
         grad = _StateGrad(grad_h, hs[0], dy, rec, _step_views(z_c, T))
-        dg_t, pz_t, pn_t, pr_t, r_t = (v.unbind(0) for v in (dg, p_z, p_n, p_r, r))
-        dn_t = dn.unbind(0) if reset_after else None
+        pz_t, pn_t, pr_t, r_t = (v.unbind(0) for v in (p_z, p_n, p_r, r))
+        dr_t, dz_t, d3_t = (v.unbind(0) for v in dg.unbind(2))  # d3: d(W_hn h̃) or dn
+        dg_t, drz_t = dg.view(T, B, -1).unbind(0), dg.view(T, B, -1)[:, :, : 2 * H].unbind(0)
+        dn_t = dn.unbind(0) if reset_after else d3_t
         for t in range(T - 1, -1, -1):
-            dh, dgt = grad.dh, dg_t[t]
-            torch.mul(dh, pz_t[t], out=dgt[:, 1])
+            dh = grad.dh
+            torch.mul(dh, pz_t[t], out=dz_t[t])
+            torch.mul(dh, pn_t[t], out=dn_t[t])
             if reset_after:  # dg[t] = [dr, dz, d(W_hn h̃)]; the input side's dn is dn[t]
-                torch.mul(dh, pn_t[t], out=dn_t[t])
-                torch.mul(dn_t[t], pr_t[t], out=dgt[:, 0])
-                torch.mul(dn_t[t], r_t[t], out=dgt[:, 2])
-                grad.back(t, dgt.view(B, 3 * H), w_hh)
+                torch.mul(dn_t[t], pr_t[t], out=dr_t[t])
+                torch.mul(dn_t[t], r_t[t], out=d3_t[t])
+                grad.back(t, dg_t[t], w_hh)
             else:  # dg[t] = [dr, dz, dn]; the reset gate sits between two matmuls
-                torch.mul(dh, pn_t[t], out=dgt[:, 2])
-                torch.mm(dgt[:, 2], w_n, out=drh)
-                torch.mul(drh, pr_t[t], out=dgt[:, 0])
-                grad.back(t, dgt[:, :2].reshape(B, 2 * H), w_rz, extra=(drh, r_t[t], 2))
+                torch.mm(dn_t[t], w_n, out=drh)
+                torch.mul(drh, pr_t[t], out=dr_t[t])
+                grad.back(t, drz_t[t], w_rz, extra=(drh, r_t[t], 2))
         flat = dg.view(T * B, 3 * H)
         dw_hh = db_hh = None
         if ctx.needs_input_grad[1]:
