@@ -228,9 +228,10 @@ def format_rows(rows: list[dict]) -> str:
             f"{'saved MB':>10}{'peak MB':>9}")  # fmt: skip
     lines = [head, "-" * len(head)]
     for r in rows:
+        saved = "-" if r["saved"] != r["saved"] else f"{r['saved']:.1f}"  # NaN: not counted
         lines.append(
             f"{str(r['shape']):<20}{r['threads']:>4}  {r['name']:<22}{r['ms']:>9.2f}"
-            f"{r['ratio']:>8.2f}x{r['saved']:>10.1f}{r['peak']:>9.1f}"
+            f"{r['ratio']:>8.2f}x{saved:>10}{r['peak']:>9.1f}"
         )
     return "\n".join(lines)
 
@@ -279,8 +280,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     for text in args.shapes:
         B, T, I, H = (int(v) for v in text.split(","))
-        rows += bench_shape(B, T, I, H, args.threads, args.warmup, args.repeats)
-    print(format_rows(rows))
+        shape_rows = bench_shape(B, T, I, H, args.threads, args.warmup, args.repeats)
+        print(format_rows(shape_rows), flush=True)
+        rows += shape_rows
     print(summary(rows))
     if not args.skip_listing:
         steps = listing_steps()
