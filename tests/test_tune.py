@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -325,3 +326,141 @@ def test_two_workers_share_a_postgresql_study(tmp_path, space, postgres):
     study = optuna.load_study(study_name="pg-study", storage=postgres)
     assert sum(t.state.name == "COMPLETE" for t in study.trials) == 6
     assert sorted(p.name for p in other.glob("trial_*")) == ["trial_4", "trial_5"]
+
+
+# --- spaces checked against their presets (issue 18, item 3) -------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(shipped_spaces()))
+@pytest.mark.parametrize("seed", [0, 1, 2, 5, 7])
+def test_every_point_of_a_shipped_space_trains_or_is_pruned_by_design(name, seed):
+    """Points drawn as a study draws them (TPE, seeded) either build their optimizer and
+    schedule or carry the reason; the space as a whole is never refused."""
+    from rnnlab.tune.space import check_space, why_untrainable
+
+    base = load_preset(name.removeprefix("tune-"))
+    params, _ = load_space(name, base)
+    check_space(base, params)  # raises if no point can train
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
+    from rnnlab.tune.space import sample
+
+    for _ in range(6):
+        trial = study.ask()
+        values = sample(trial, params)
+        reason = why_untrainable(base, [p.override(values[p.key]) for p in params])
+        if values.get("train.optimizer") == "adagrad" and base.train.schedule == "onecycle":
+            assert reason and "cycle_momentum" in reason
+        else:
+            assert reason is None, (values, reason)
+        study.tell(trial, 0.0)
+
+
+def test_the_readme_tune_command_with_seed_5_runs(tmp_path, capsys):
+    """`rnnlab tune digits-lstm --space tune-digits-lstm --trials 2 --seed 5` drew AdaGrad
+    under the preset's one-cycle schedule and crashed; now such trials are pruned."""
+    argv = ["digits-lstm", "--space", "tune-digits-lstm", "--trials", "2", "--seed", "5",
+            "--study-dir", str(tmp_path / "s"), "--data.limit=96", "--train.epochs=1",
+            "--train.device=cpu"]  # fmt: skip
+    assert tune_main(argv) == 0
+    out = capsys.readouterr().out
+    assert "cannot train with this preset" in out and "cycle_momentum" in out
+    study = _study(tmp_path / "s")
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
+    pruned = [t for t in study.trials if t.state.name == "PRUNED"]
+    assert all("cycle_momentum" in t.user_attrs["untrainable"] for t in pruned)
+
+
+def test_a_space_no_point_of_which_can_train_is_refused(tmp_path, capsys):
+    space = tmp_path / "bad.toml"
+    space.write_text('[params."train.optimizer"]\ntype = "categorical"\nchoices = ["adagrad"]\n')
+    err = _error(capsys, ["digits-lstm", "--space", str(space), "--trials", "1",
+                          "--study-dir", str(tmp_path / "s")])  # fmt: skip
+    assert "no point of the space can train" in err and "cycle_momentum" in err
+
+
+# --- a killed main process takes its workers with it (issue 18, item 2) -------------------
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")  # a zombie has died; only its parent's reaping is left
+
+
+CHILD = """
+import multiprocessing, os, sys, time
+from rnnlab.tune.study import _die_with_parent
+
+def worker(parent):
+    _die_with_parent(parent)
+    time.sleep(120)
+
+if __name__ == "__main__":
+    p = multiprocessing.get_context("spawn").Process(target=worker, args=(os.getpid(),))
+    p.start()
+    print(p.pid, flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_worker_dies_with_its_killed_parent(tmp_path):
+    script = tmp_path / "parent.py"
+    script.write_text(CHILD)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(proc.stdout.readline())
+        time.sleep(1.0)  # the worker has called prctl by now (or is about to: it checks)
+        assert _alive(worker)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(worker), "the worker outlived its killed parent"
+    finally:
+        proc.kill()
+        proc.stdout.close()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_kill_9_of_the_main_process_ends_its_worker_and_resume_continues(tmp_path, space):
+    study_dir = tmp_path / "study"
+    argv = _args(space, study_dir, 2, "--workers", "2", "--train.epochs=60")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rnnlab", "tune", *argv],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    workers = []
+    try:
+        for line in proc.stdout:
+            if line.startswith("trial 1: started"):  # the worker is training
+                workers = [p for p in _children(proc.pid) if _alive(p)]
+                proc.send_signal(signal.SIGKILL)
+                break
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+        proc.stdout.close()
+    assert workers, "the worker process was not found"
+    deadline = time.monotonic() + 30
+    while any(map(_alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(map(_alive, workers)), "a worker outlived the killed main process"
+    running = [n for n, s in _states(_study(study_dir)).items() if s == "RUNNING"]
+    assert 1 in running  # the worker's trial, left running by the kill
+    assert tune_main([*argv, "--resume"]) == 0  # no orphan tells a trial it marked failed
+    states = _states(_study(study_dir))
+    assert all(states[n] == "FAIL" for n in running)
+    assert sum(s == "COMPLETE" for s in states.values()) == 2

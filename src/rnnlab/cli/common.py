@@ -14,7 +14,8 @@ from rnnlab.utils import atomic_write_text
 
 __all__ = [
     "SHARED", "Parser", "UsageError", "check_device", "eps_list", "merge_json", "non_negative",
-    "open_run", "positive", "resolve_config", "seed",
+    "open_run", "positive", "resolve_config", "seed", "check_model_size", "memory_bytes",
+    "run_config",
 ]  # fmt: skip
 
 
@@ -89,7 +90,7 @@ def resolve_config(args, preset: str | None = None):
 
     resume = getattr(args, "resume", None)
     if resume is not None:
-        cfg = config_from_dict(_run_config(resume))
+        cfg = config_from_dict(run_config(resume))
     elif preset:
         cfg = load_preset(preset)
     else:
@@ -124,7 +125,45 @@ def check_device(device: str) -> None:
             )
 
 
-def _run_config(path: str | os.PathLike) -> dict:
+def memory_bytes(device: str = "cpu") -> int:
+    """The memory one process can hope for on ``device``: CUDA's total device memory, else
+    the machine's physical RAM (a generous bound: refusing means "cannot fit at all")."""
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.mem_get_info()[1]
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 2**40
+
+
+def check_model_size(cfg) -> int:
+    """Count ``cfg``'s model parameters on torch's ``meta`` device (shapes, no memory) and
+    raise :class:`UsageError` when training it could not fit: weights, gradients and two
+    Adam moments at 4 bytes each beyond :func:`memory_bytes`. Returns the count."""
+    import torch
+
+    from rnnlab.training import experiment
+
+    data = experiment.build_data(cfg, dry_run=True)  # synthetic, only for shapes
+    try:
+        with torch.device("meta"):
+            model = experiment.build_model(cfg, data.train[0][0], max(data.num_classes, 0))
+    except (RuntimeError, NotImplementedError, TypeError):  # a layer meta cannot build
+        return -1
+    n = sum(p.numel() for p in model.parameters())
+    need, have = 16 * n, memory_bytes(cfg.train.device)
+    if need > have:
+        raise UsageError(
+            f"the model of this config has {n:,} parameters: training it needs about "
+            f"{need / 2**30:,.0f} GiB (weights, gradients, optimizer state), more than the "
+            f"{have / 2**30:,.0f} GiB here; reduce model.hidden_size / model.latent_dim"
+        )
+    return n
+
+
+def run_config(path: str | os.PathLike) -> dict:
     """``RUN/config.json``'s ``config`` table, or a :class:`UsageError` saying what is wrong."""
     from rnnlab.training.checkpoint import RunDir
 
@@ -153,7 +192,7 @@ def open_run(path: str | os.PathLike, checkpoint: str = "last", *, data_dir: str
     from rnnlab.training.checkpoint import load_checkpoint
     from rnnlab.training.config import config_from_dict
 
-    config_from_dict(_run_config(path))  # a config.json that is no config: one line here
+    config_from_dict(run_config(path))  # a config.json that is no config: one line here
     ckpt_file = Path(path) / "checkpoints" / f"{checkpoint}.pt"
     ckpt = load_checkpoint(ckpt_file)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):

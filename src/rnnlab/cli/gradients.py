@@ -11,7 +11,7 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
-from .common import UsageError, merge_json, open_run, positive, resolve_config
+from .common import UsageError, check_model_size, merge_json, open_run, positive, resolve_config
 from .inspect import require_recurrent, test_split
 
 HELP = "||dL/dh_t|| of a run or preset"
@@ -40,6 +40,7 @@ def run(args) -> int:
         name, out = target.name, target
     else:
         cfg = resolve_config(args, args.target)
+        check_model_size(cfg)
         seed_everything(cfg.train.seed)
         data = experiment.build_data(cfg, dry_run=True)
         model = experiment.build_model(cfg, data.train[0][0], max(data.num_classes, 0))

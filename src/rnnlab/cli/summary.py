@@ -3,7 +3,7 @@ table (layers, output shapes, parameter counts), built on synthetic data, nothin
 
 from __future__ import annotations
 
-from .common import resolve_config
+from .common import check_model_size, resolve_config
 
 HELP = "model table of a preset"
 SHARED: tuple[str, ...] = ()
@@ -19,6 +19,7 @@ def run(args) -> int:
     from rnnlab.training import experiment, families
 
     cfg = resolve_config(args, args.preset)
+    check_model_size(cfg)
     family = families.get(cfg.model.family)
     data = experiment.build_data(cfg, dry_run=True)
     model = experiment.build_model(cfg, data.spec)

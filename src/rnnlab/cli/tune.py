@@ -49,7 +49,10 @@ def run(args) -> int:
     except KeyboardInterrupt:
         print("rnnlab: finished trials are kept; continue with --resume", file=sys.stderr)
         raise
-    print(f"best: trial {summary['best_trial']}  {job.metric} {summary['best_value']}")
+    if summary["best_trial"] is None:
+        print("best: none (no trial completed)")
+    else:
+        print(f"best: trial {summary['best_trial']}  {job.metric} {summary['best_value']}")
     for name, path in summary["files"].items():
         print(f"{name}: {path}")
     return 0
