@@ -243,3 +243,82 @@ def test_evaluate_scores_a_generative_run_offline(tmp_path, capsys, monkeypatch)
     for key in ("test_neg_elbo", "not Inception", "fid:", "kid:", "classes_covered:",
                 "test_nll_binarized:"):  # fmt: skip
         assert key in text
+
+
+# --- one parser (issue 13, item 5) ---------------------------------------------------------
+
+
+def test_version_and_help_come_from_the_one_parser(capsys):
+    from rnnlab import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"rnnlab {__version__}"
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--section.key=value" in out and "rnnlab config" in out and "--resume" in out
+    assert main(["presets", "--help"]) == 0  # a verb lists only the options it takes
+    out = capsys.readouterr().out
+    assert "--device" not in out and "--dry-run" not in out
+    assert main(["gates", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--index" in out and "--precision" not in out and "--resume" not in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--device", "cpu", "train"], "options follow the VERB"),
+        (["report"], "the following arguments are required: RUN"),
+        (["report", "nowhere"], "nowhere"),
+        (["tune", "digits-lstm"], "the following arguments are required: --space, --trials"),
+        (["sample"], "the following arguments are required: run"),
+        (["tour", "--parts=nope"], "unknown part(s) ['nope']"),
+        (["config", "digits-lstm", "--train.lr=-1"], "`train.lr` must be"),
+        (["gates", "runs/a", "--precision=bf16"], "unrecognized arguments: --precision=bf16"),
+        ([], "a VERB is required"),
+    ],
+)
+def test_every_verb_errs_in_the_same_one_line_form(capsys, argv, message):
+    assert message in _error(capsys, argv)
+
+
+def test_every_verb_module_declares_what_the_table_needs():
+    import importlib
+
+    from rnnlab.cli import VERBS
+    from rnnlab.cli.common import SHARED
+
+    for name, module_name in VERBS.items():
+        module = importlib.import_module(module_name)
+        assert module.HELP and "\n" not in module.HELP, name
+        assert set(module.SHARED) <= set(SHARED), name
+        assert isinstance(module.OVERRIDES, bool) and callable(module.run), name
+        assert callable(module.add_arguments), name
+
+
+def test_config_prints_every_key_with_a_comment_and_loads_back(tmp_path, capsys):
+    import dataclasses
+
+    import tomllib
+
+    from rnnlab.training.config import (
+        SECTIONS,
+        apply_overrides,
+        config_from_dict,
+        config_to_dict,
+        load_preset,
+    )
+
+    assert main(["config", "digits-lstm", "--train.lr=3e-3", "--model.hidden_size=32"]) == 0
+    text = capsys.readouterr().out
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            lines = [line for line in text.splitlines()
+                     if line.lstrip("# ").startswith(f"{f.name} = ")]  # fmt: skip
+            assert lines and all("  # " in line for line in lines), (section, f.name)
+    want = apply_overrides(load_preset("digits-lstm"), ["--train.lr=3e-3", "--hidden_size=32"])
+    got = config_from_dict(tomllib.loads(text))
+    assert config_to_dict(got) == config_to_dict(want)
+    (tmp_path / "mine.toml").write_text(text)
+    assert main(["config", str(tmp_path / "mine.toml")]) == 0
+    assert capsys.readouterr().out.replace('preset = "mine"', 'preset = "digits-lstm"') == text

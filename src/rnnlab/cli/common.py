@@ -149,7 +149,7 @@ def check_model_size(cfg) -> int:
     data = experiment.build_data(cfg, dry_run=True)  # synthetic, only for shapes
     try:
         with torch.device("meta"):
-            model = experiment.build_model(cfg, data.train[0][0], max(data.num_classes, 0))
+            model = experiment.build_model(cfg, data.spec)
     except (RuntimeError, NotImplementedError, TypeError):  # a layer meta cannot build
         return -1
     n = sum(p.numel() for p in model.parameters())
@@ -182,8 +182,11 @@ def run_config(path: str | os.PathLike) -> dict:
     return table
 
 
-def open_run(path: str | os.PathLike, checkpoint: str = "last", *, data_dir: str | None = None):
-    """``(config, model)`` of run folder ``path`` (its ``checkpoint``: last or best), with
+def open_run(
+    path: str | os.PathLike, checkpoint: str | None = None, *, data_dir: str | None = None
+):
+    """``(config, model)`` of run folder ``path`` (its ``checkpoint``: "last", "best", or by
+    default the weights the run ended with; see ``experiment.load_run``), with
     one-line errors for a tampered folder: a ``config.json`` that is not a config or
     disagrees with the checkpoint, a checkpoint without ``model``."""
     import torch
@@ -193,7 +196,7 @@ def open_run(path: str | os.PathLike, checkpoint: str = "last", *, data_dir: str
     from rnnlab.training.config import config_from_dict
 
     config_from_dict(run_config(path))  # a config.json that is no config: one line here
-    ckpt_file = Path(path) / "checkpoints" / f"{checkpoint}.pt"
+    ckpt_file = Path(path) / "checkpoints" / f"{checkpoint or 'last'}.pt"
     ckpt = load_checkpoint(ckpt_file)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
         what = "no `model` weights" if isinstance(ckpt, dict) else f"a {type(ckpt).__name__}"

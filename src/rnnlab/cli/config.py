@@ -49,6 +49,9 @@ def field_help(cls: type, f: dataclasses.Field) -> str:
     """One line saying what field ``f`` of config section ``cls`` means."""
     text = f.metadata.get("help") if f.metadata else None
     text = text or _source_comments(cls).get(f.name, "")
+    choices = f.metadata.get("choices") if f.metadata else None
+    if text and isinstance(choices, (tuple, list)) and choices and "|" not in text:
+        text = f"{text} ({' | '.join(map(str, choices))})"
     if not text:  # no words for it yet: at least its type
         text = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
     return " ".join(str(text).split())
@@ -64,7 +67,9 @@ def config_toml(cfg) -> str:
     """``cfg`` as commented TOML, every key of every section."""
     from rnnlab.training.config import SECTIONS
 
-    lines = [f"description = {_toml(cfg.run.description)}"]
+    lines = [
+        f"description = {_toml(cfg.run.description)}  # one line, as `rnnlab presets` lists it"
+    ]
     for section, cls in SECTIONS.items():
         lines += ["", f"[{section}]"]
         for f in dataclasses.fields(cls):
