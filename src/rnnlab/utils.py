@@ -15,8 +15,10 @@ import contextlib
 import io
 import os
 import random
+import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +28,74 @@ from torch import nn
 
 __all__ = [
     "atomic_write", "atomic_write_bytes", "atomic_write_text", "count_parameters",
-    "pick_device", "save_figure", "save_image_grid", "seed_everything", "tile_images",
+    "pick_device", "progress", "save_figure", "save_image_grid", "seed_everything",
+    "tile_images",
 ]  # fmt: skip
+
+
+class _Lines:
+    """Progress for a log file or a pipe: plain lines, no carriage returns. Quiet for the
+    first ``every`` seconds (a short step prints nothing); then one ``desc: n/total (p%),
+    s elapsed`` line every ``every`` seconds and one when it closes."""
+
+    def __init__(self, iterable, total, desc, stream, every: float, enabled: bool):
+        self.iterable, self.total, self.desc = iterable, total, desc
+        self.stream, self.every, self.enabled = stream, every, enabled
+        self.n, self.start = 0, time.monotonic()
+        self.last, self.said = self.start, False
+
+    def _line(self) -> None:
+        elapsed = time.monotonic() - self.start
+        of = f"/{self.total} ({100 * self.n / self.total:.0f}%)" if self.total else ""
+        print(f"{self.desc}: {self.n}{of}, {elapsed:.0f} s", file=self.stream, flush=True)
+        self.said = True
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        now = time.monotonic()
+        if self.enabled and now - self.last >= self.every:
+            self.last = now
+            self._line()
+
+    def set_description(self, desc: str) -> None:
+        self.desc = desc
+
+    def close(self) -> None:
+        if self.said:  # finish what was started; a step that said nothing stays silent
+            self._line()
+            self.said = False
+
+    def __iter__(self) -> Iterator:
+        try:
+            for item in self.iterable:
+                yield item
+                self.update()
+        finally:
+            self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "",
+             enabled: bool = True, stream=None, every: float = 10.0):  # fmt: skip
+    """A progress bar for a step that may take more than a few seconds: tqdm's bar on a
+    terminal; on anything else (a log file, CI) plain lines without carriage returns, at
+    most one per ``every`` seconds and none for a step that ends sooner. Use as tqdm:
+    ``for x in progress(items, desc="FID features")`` or ``update(n)`` / ``close()``.
+    ``stream`` defaults to stderr; ``enabled=False`` prints nothing."""
+    stream = sys.stderr if stream is None else stream
+    if total is None and iterable is not None and hasattr(iterable, "__len__"):
+        total = len(iterable)
+    if enabled and getattr(stream, "isatty", lambda: False)():
+        from tqdm import tqdm
+
+        return tqdm(iterable, total=total, desc=desc, file=stream, leave=False,
+                    dynamic_ncols=True)  # fmt: skip
+    return _Lines(iterable, total, desc, stream, every, enabled)
 
 
 def seed_everything(seed: int) -> None:

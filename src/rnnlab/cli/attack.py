@@ -1,7 +1,8 @@
 """``rnnlab attack RUN``: FGSM / BIM / PGD on a classifier run's test split. Prints clean and
 robust accuracy, merges the curve into ``RUN/robustness.json`` under ``"<run> <method>"``
-(where ``rnnlab report`` finds it) and draws Goodfellow et al. (2014)'s panda figure at the
-largest eps into ``RUN/samples/adversarial.png``. Never trains."""
+(where ``rnnlab report`` finds it), draws every curve there into ``RUN/robustness.png``
+(accuracy against eps) and Goodfellow et al. (2014)'s panda figure at the largest eps into
+``RUN/samples/adversarial.png``. Never trains."""
 
 from __future__ import annotations
 
@@ -60,6 +61,7 @@ def attack_run(
     and draw the panda figure at the largest eps (see the module docs)."""
     from rnnlab import attacks
     from rnnlab.data import DATASETS
+    from rnnlab.evaluation.plots import plot_robustness
     from rnnlab.evaluation.robustness import accuracy_vs_epsilon, panda_figure, robust_accuracy
     from rnnlab.training.checkpoint import RunDir
     from rnnlab.utils import pick_device
@@ -74,12 +76,13 @@ def attack_run(
         kw = {"steps": steps, **({"alpha": alpha} if alpha is not None else {})}
     if method == "pgd":
         kw["restarts"] = restarts
-    clean = robust_accuracy(model, (x, y), None, batch_size=batch_size)
+    clean = robust_accuracy(model, (x, y), None, batch_size=batch_size, progress=True)
     log(f"clean accuracy {clean:.4f} on {len(y)} test examples")
     attacked = [e for e in epsilons if e > 0]  # eps 0 is the clean accuracy: no attack to run
     curve = [{"eps": 0.0, "accuracy": clean}] if len(attacked) < len(epsilons) else []
     if attacked:
-        curve += accuracy_vs_epsilon(model, x, y, attacked, method, batch_size=batch_size, **kw)
+        curve += accuracy_vs_epsilon(model, x, y, attacked, method, batch_size=batch_size,
+                                     progress=True, **kw)  # fmt: skip
     for point in curve:
         log(f"{method} eps {point['eps']:g}: robust accuracy {point['accuracy']:.4f}")
     label = method if method == "fgsm" else f"{method}-{steps}"
@@ -89,7 +92,13 @@ def attack_run(
     points = {float(p["eps"]): p for p in old if isinstance(p, dict) and "eps" in p}
     points |= {p["eps"]: p for p in curve}
     points.setdefault(0.0, {"eps": 0.0, "accuracy": clean})
-    merge_json(run.path / "robustness.json", {name: [points[e] for e in sorted(points)]})
+    merged = merge_json(run.path / "robustness.json", {name: [points[e] for e in sorted(points)]})
+    curves = {
+        k: [(float(p["eps"]), float(p["accuracy"])) for p in v
+            if isinstance(p, dict) and {"eps", "accuracy"} <= p.keys()]
+        for k, v in merged.items() if isinstance(v, list)
+    }  # fmt: skip
+    plot = plot_robustness({run.path.name: curves}, run.path / "robustness.png")
     top = max(epsilons)
     dev = next(model.parameters()).device
     xs, ys = x[:4].to(dev), y[:4].to(dev)
@@ -99,5 +108,5 @@ def attack_run(
     figure = panda_figure(
         model, xs, ys, x_adv, names, run.path / "samples" / "adversarial.png", eps=top
     )
-    log(f"wrote {run.path / 'robustness.json'} and {figure}")
-    return {"clean": clean, "curve": curve, "name": name, "figure": figure}
+    log(f"wrote {run.path / 'robustness.json'}, {plot} and {figure}")
+    return {"clean": clean, "curve": curve, "name": name, "figure": figure, "plot": str(plot)}

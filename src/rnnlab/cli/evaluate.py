@@ -29,10 +29,14 @@ def run(args) -> int:
     metrics = experiment.evaluate_run(args.run, data_dir=data_dir)
     for key, value in metrics.items():
         print(f"{key}: {value:.4f}")
+    from .outputs import write_classifier_outputs
+
+    write_classifier_outputs(args.run, data_dir=data_dir)  # classifiers only
     if "generation" in families.get(cfg.model.family).supports:  # sample quality, offline
         from rnnlab.evaluation.generative_report import evaluate_generator
 
-        out = evaluate_generator(args.run, n=args.n, iw_k=args.iw_k, data_dir=data_dir)
+        out = evaluate_generator(args.run, n=args.n, iw_k=args.iw_k, data_dir=data_dir,
+                                 progress=True)  # fmt: skip
         print("FID*/KID* on rnnlab's own domain-classifier features (not Inception):")
         for key in GENERATIVE_KEYS:
             if key in out:

@@ -113,5 +113,9 @@ def run(args) -> int:
         resume_from=resume,
         progress=not getattr(args, "no_progress", False) and sys.stderr.isatty(),
     )  # fmt: skip
+    if result["run"]:  # a classifier's confusion matrix and per-class precision/recall/F1
+        from .outputs import write_classifier_outputs
+
+        write_classifier_outputs(result["run"], data_dir=getattr(args, "data_dir", None))
     print(f"run: {result['run'] or '(dry run, not kept)'}")
     return 0

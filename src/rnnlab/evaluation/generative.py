@@ -109,16 +109,19 @@ def train_domain_classifier(
 
 
 @torch.no_grad()
-def extract_features(model: DomainClassifier, x: Tensor, batch_size: int = 512) -> np.ndarray:
-    """``model.features`` over ``x`` in batches, as a float64 numpy array (N, feature_dim)."""
+def extract_features(
+    model: DomainClassifier, x: Tensor, batch_size: int = 512, *, progress: bool = False
+) -> np.ndarray:
+    """``model.features`` over ``x`` in batches, as a float64 numpy array (N, feature_dim);
+    ``progress``: a bar over the batches (:func:`rnnlab.utils.progress`)."""
+    from rnnlab.utils import progress as bar
+
     was_training = model.training
     model.eval()
     try:
         dev = next(model.parameters()).device
-        parts = [
-            model.features(x[i : i + batch_size].to(dev)).cpu()
-            for i in range(0, len(x), batch_size)
-        ]
+        starts = bar(range(0, len(x), batch_size), desc="features", enabled=progress)
+        parts = [model.features(x[i : i + batch_size].to(dev)).cpu() for i in starts]
     finally:
         model.train(was_training)
     return torch.cat(parts).double().numpy()

@@ -157,10 +157,13 @@ def domain_classifier(
     return model, info
 
 
-def binarized_test_nll(model: nn.Module, x: Tensor, k: int, seed: int = 0, batch: int = 100):
+def binarized_test_nll(model: nn.Module, x: Tensor, k: int, seed: int = 0, batch: int = 100,
+                       *, progress: bool = False):  # fmt: skip
     """Mean IWAE bound (``k`` samples) on -log p(x) in nats over ``x`` in [0, 1], binarized
-    once as ``Bernoulli(x)`` with a generator seeded by ``seed`` (dynamic binarization)."""
+    once as ``Bernoulli(x)`` with a generator seeded by ``seed`` (dynamic binarization);
+    ``progress``: a bar over the batches (:func:`rnnlab.utils.progress`)."""
     from rnnlab.models.vae import importance_weighted_nll
+    from rnnlab.utils import progress as bar
 
     rng = torch.Generator().manual_seed(seed)
     xb = torch.bernoulli(x.float(), generator=rng)
@@ -168,7 +171,7 @@ def binarized_test_nll(model: nn.Module, x: Tensor, k: int, seed: int = 0, batch
     p = next(model.parameters())
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        for i in range(0, len(xb), batch):
+        for i in bar(range(0, len(xb), batch), desc=f"IW-NLL (k={k})", enabled=progress):
             xi = xb[i : i + batch].to(p.device, p.dtype)
             total += float(importance_weighted_nll(model, xi, k=k, batch_k=min(k, 100)).sum())
     return total / len(xb)
@@ -187,9 +190,11 @@ def evaluate_generator(
     seed: int = 0,
     cache_dir: str | os.PathLike | None = None,
     log=print,
+    progress: bool = False,
 ) -> dict:
     """FID, KID, mode coverage, memorisation (and for a VAE the binarized test NLL with
-    ``iw_k`` importance samples; 0 skips it) of ``n`` samples of a run folder or model.
+    ``iw_k`` importance samples; 0 skips it) of ``n`` samples of a run folder or model;
+    ``progress``: bars over the feature and NLL batches (:func:`rnnlab.utils.progress`).
 
     ``data`` = ``{"train": (x, y), "test": (x, y)}`` images in [0, 1] replaces reading
     ``dataset`` (the run's by default; the run's ``data.limit`` is applied to the training
@@ -230,7 +235,8 @@ def evaluate_generator(
     out: dict = {"family": family, "dataset": dataset, "n_samples": n,
                  "features": "rnnlab DomainClassifier (not Inception; not comparable with papers)",
                  "classifier": info}  # fmt: skip
-    fs, ft = extract_features(clf, samples), extract_features(clf, test[0][:n])
+    fs = extract_features(clf, samples, progress=progress)
+    ft = extract_features(clf, test[0][:n], progress=progress)
     out["fid"] = fid(fs, ft)
     out["kid"], out["kid_std"] = kid(fs, ft, seed=seed)
     cov = mode_coverage(clf, samples, int(test[1].max()) + 1)
@@ -247,7 +253,8 @@ def evaluate_generator(
     out["memorisation_median_ratio"] = mem["median_ratio"]
     if family == "vae" and iw_k > 0:
         t1 = time.perf_counter()
-        out["test_nll_binarized"] = binarized_test_nll(model, test[0], iw_k, seed=seed)
+        out["test_nll_binarized"] = binarized_test_nll(model, test[0], iw_k, seed=seed,
+                                                       progress=progress)  # fmt: skip
         out["iw_k"], out["nll_seconds"] = iw_k, time.perf_counter() - t1
     out["eval_seconds"] = time.perf_counter() - t0
     if run is not None:

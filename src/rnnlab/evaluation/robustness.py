@@ -13,6 +13,7 @@ atomically: a temporary file in the target folder, then ``os.replace``.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -21,6 +22,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+from rnnlab import utils
 from rnnlab.attacks import bim, fgsm, pgd
 from rnnlab.utils import save_figure
 
@@ -81,9 +83,12 @@ def robust_accuracy(
     attack: Attack = "fgsm",
     *,
     batch_size: int = 256,
+    progress: bool = False,
     **attack_kw: Any,
 ) -> float:
     """Accuracy of ``model`` on ``attack(model, x, y, **attack_kw)`` over all of ``data``.
+    ``progress``: a bar over the batches (plain lines when stderr is not a terminal;
+    :func:`rnnlab.utils.progress`).
 
     ``data`` is ``(x, y)`` tensors (cut into ``batch_size`` batches) or an iterable of
     ``(x, y, ...)`` batches such as a DataLoader; batches move to the model's device.
@@ -96,7 +101,10 @@ def robust_accuracy(
         raise ValueError(f"`batch_size` must be an int >= 1, got {batch_size!r}")
     run = _resolve_attack(attack)
     correct = total = 0
-    for x, y in _batches(data, batch_size):
+    n = math.ceil(len(data[0]) / batch_size) if isinstance(data, tuple) else None
+    name = getattr(attack, "__name__", attack) or "clean"
+    what = f"{name} eps {float(attack_kw['eps']):g}" if "eps" in attack_kw else str(name)
+    for x, y in utils.progress(_batches(data, batch_size), total=n, desc=what, enabled=progress):
         device = _device_of(model, x.device)
         x, y = x.to(device), y.to(device)
         if run is not None:
@@ -116,6 +124,7 @@ def accuracy_vs_epsilon(
     method: str = "fgsm",
     *,
     batch_size: int = 256,
+    progress: bool = False,
     **attack_kw: Any,
 ) -> list[dict[str, float]]:
     """``[{"eps": e, "accuracy": robust_accuracy(model, (x, y), method, eps=e)}, ...]``.
@@ -134,8 +143,14 @@ def accuracy_vs_epsilon(
         {
             "eps": float(e),
             "accuracy": robust_accuracy(
-                model, (x, y), method, batch_size=batch_size, eps=e, **attack_kw
-            ),
+                model,
+                (x, y),
+                method,
+                batch_size=batch_size,
+                eps=e,
+                progress=progress,
+                **attack_kw,
+            ),  # fmt: skip
         }
         for e in epsilons
     ]
