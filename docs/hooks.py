@@ -120,3 +120,19 @@ def expand(markdown: str) -> str:
 
 def on_page_markdown(markdown: str, page, config, files) -> str:  # mkdocs hook
     return expand(markdown)
+
+
+# The docstrings are written for Sphinx as much as for Markdown: ":class:`RNN`" and a
+# paragraph ending in "::" before a literal block. mkdocstrings renders them as Markdown,
+# so the role's name and the second colon would show; the API pages drop them.
+ROLE = re.compile(r":(?:class|func|meth|mod|attr|data|exc|obj|math):(<code>)~?")
+LITERAL = re.compile(r"::(</p>)")
+
+
+def clean_roles(html: str) -> str:
+    """``:class:<code>~x.Y</code>`` -> ``<code>x.Y</code>``; a paragraph's final "::" -> ":"."""
+    return LITERAL.sub(r":\1", ROLE.sub(r"\1", html))
+
+
+def on_page_content(html: str, page, config, files) -> str:  # mkdocs hook
+    return clean_roles(html)

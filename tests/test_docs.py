@@ -246,6 +246,8 @@ def test_generated_references_cover_every_verb_option_and_key():
     assert all(f"| `{name}` |" in hooks.presets_reference() for name in list_presets())
     page = "intro\n<!-- generated: presets -->\nend\n"
     assert "| `lstm-rows` |" in hooks.expand(page) and "<!--" not in hooks.expand(page)
+    rendered = "<p>See :class:<code>~rnnlab.RNN</code> and :func:<code>f</code>::</p>"
+    assert hooks.clean_roles(rendered) == "<p>See <code>rnnlab.RNN</code> and <code>f</code>:</p>"
     with pytest.raises(ValueError, match="unknown generated section"):
         hooks.expand("<!-- generated: nope -->")
     # the pages that hold the markers exist
@@ -263,9 +265,9 @@ def test_mkdocs_build_strict(tmp_path):
         env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "NO_MKDOCS_2_WARNING": "1"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
-    pages = ("index.html", "reference/cli/index.html", "reference/config/index.html",
-             "reference/api/layers/index.html", "guides/recurrent-layers/index.html")  # fmt: skip
+    pages = ("index.html", "reference/cli.html", "reference/config.html",
+             "reference/api/layers.html", "guides/recurrent-layers.html")  # fmt: skip
     for page in pages:
         assert (tmp_path / "site" / page).is_file(), page
-    api = (tmp_path / "site" / "reference/api/layers/index.html").read_text()
+    api = (tmp_path / "site" / "reference/api/layers.html").read_text()
     assert "Bidirectional" in api and "weight_hh" in api  # rendered from docstrings
