@@ -134,6 +134,10 @@ def test_predict_refuses_hostile_npy_files(run, tmp_path, capsys):
     _npy_header(tmp_path / "h.npy", b"{'descr': '<f4', 'fortran_order': False, "
                                     b"'shape': (100000000000,), }")  # fmt: skip
     assert "declares (100000000000,)" in _error(capsys, ["predict", str(run), "h.npy"])
+    np.save(tmp_path / "f.npy", np.full((2, 8, 8), 255.0, np.float32))
+    assert "images must be in [0, 1], got [255, 255]" in _error(
+        capsys, ["predict", str(run), "f.npy"]
+    )
     np.save(tmp_path / "o.npy", np.array([object()], dtype=object))
     assert "numeric dtype" in _error(capsys, ["predict", str(run), "o.npy"])
 

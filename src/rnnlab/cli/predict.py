@@ -70,6 +70,12 @@ def read_images(path: Path):
         images /= 255.0
     if not torch.isfinite(images).all():
         raise UsageError(f"INPUT {path}: images hold NaN or inf")
+    lo, hi = float(images.min()), float(images.max())
+    if lo < 0.0 or hi > 1.0:  # 0-255 floats would be read as saturated pixels, silently
+        raise UsageError(
+            f"INPUT {path}: {array.dtype} images must be in [0, 1], got [{lo:g}, {hi:g}] "
+            "(store uint8 0-255 images as uint8: they are scaled by 1/255)"
+        )
     return images
 
 

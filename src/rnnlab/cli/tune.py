@@ -31,16 +31,21 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    import os
     from pathlib import Path
 
-    from .common import UsageError
+    from .common import UsageError, check_device
 
     try:
         from rnnlab.tune import study
     except ImportError as e:
         raise UsageError(f"`rnnlab tune` is not available ({e})") from None
     args.device = getattr(args, "device", None)
+    if args.device:
+        check_device(args.device)
     args.data_dir = getattr(args, "data_dir", None)
+    if args.data_dir:  # every trial's run folder finds its data from anywhere
+        args.data_dir = os.path.abspath(args.data_dir)
     job, _ = study.make_job(args, args.overrides)
     if args.resume and job.storage != study._default_storage(Path(job.study_dir)):
         study._open_study(job, 0, create=False)  # must exist in the database
