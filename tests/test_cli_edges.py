@@ -15,17 +15,9 @@ import time
 import numpy as np
 import pytest
 import torch
+from test_cli import TINY, _isolated  # noqa: F401  (the tiny flags; the autouse isolation)
 
 from rnnlab.cli import main
-
-TINY = ["--data.limit=96", "--batch_size=32", "--hidden_size=8", "--epochs=1", "--no-progress"]
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("RNNLAB_DATA", raising=False)
-    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture(scope="module")

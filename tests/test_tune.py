@@ -217,25 +217,33 @@ def test_median_pruner_stops_a_bad_trial_after_its_first_epoch(tmp_path, space, 
 # --- kill and resume ----------------------------------------------------------------------
 
 
-@pytest.mark.slow  # worker processes: ~20 s each on the shared CPU
-def test_a_killed_study_resumes_with_its_finished_trials_intact(tmp_path, space, capsys):
-    study_dir = tmp_path / "study"
-    argv = _args(space, study_dir, 2, "--train.epochs=12")  # trial 1 outlives the kill
+def _kill_when_trial_1_starts(argv: list[str]) -> tuple[list[str], list[int]]:
+    """Run ``rnnlab tune argv`` in a subprocess and SIGKILL it the moment trial 1 starts;
+    returns the lines it printed and the pids of its live children at that moment."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "rnnlab", "tune", *argv],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    lines = []
+    lines, children = [], []
     try:
         for line in proc.stdout:
             lines.append(line)
             if line.startswith("trial 1: started"):
+                children = [p for p in _children(proc.pid) if _alive(p)]
                 proc.send_signal(signal.SIGKILL)
                 break
     finally:
         proc.kill()
         proc.wait(timeout=60)
         proc.stdout.close()
+    return lines, children
+
+
+@pytest.mark.slow  # worker processes: ~20 s each on the shared CPU
+def test_a_killed_study_resumes_with_its_finished_trials_intact(tmp_path, space, capsys):
+    study_dir = tmp_path / "study"
+    argv = _args(space, study_dir, 2, "--train.epochs=12")  # trial 1 outlives the kill
+    lines, _ = _kill_when_trial_1_starts(argv)
     assert any(line.startswith("trial 0: complete") for line in lines), "".join(lines)
     before = _study(study_dir).trials[0]
     assert _states(_study(study_dir)) == {0: "COMPLETE", 1: "RUNNING"}
@@ -438,21 +446,7 @@ def test_a_worker_dies_with_its_killed_parent(tmp_path):
 def test_kill_9_of_the_main_process_ends_its_worker_and_resume_continues(tmp_path, space):
     study_dir = tmp_path / "study"
     argv = _args(space, study_dir, 2, "--workers", "2", "--train.epochs=60")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rnnlab", "tune", *argv],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    workers = []
-    try:
-        for line in proc.stdout:
-            if line.startswith("trial 1: started"):  # the worker is training
-                workers = [p for p in _children(proc.pid) if _alive(p)]
-                proc.send_signal(signal.SIGKILL)
-                break
-    finally:
-        proc.kill()
-        proc.wait(timeout=60)
-        proc.stdout.close()
+    _, workers = _kill_when_trial_1_starts(argv)
     assert workers, "the worker process was not found"
     deadline = time.monotonic() + 30
     while any(map(_alive, workers)) and time.monotonic() < deadline:
