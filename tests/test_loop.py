@@ -199,3 +199,29 @@ def test_a_run_records_the_restored_epoch_and_load_run_returns_those_weights(tmp
     _, loaded = experiment.load_run(tmp_path / "r")
     for k, v in loaded.state_dict().items():
         assert torch.equal(v, best[k]), k
+
+
+def test_restore_best_after_a_resume_reads_the_best_epoch_from_best_pt(tmp_path, monkeypatch):
+    from rnnlab.training import experiment
+    from rnnlab.training.config import apply_overrides, load_preset
+
+    losses = itertools.chain([2.0, 1.0, 3.0], [9.0], [4.0], itertools.repeat(9.0))
+    real_steps = experiment.steps_for
+
+    def scripted(cfg, *args, **kwargs):  # val 2, 1, 3; test 9; after the resume: val 4
+        train_step, eval_step = real_steps(cfg, *args, **kwargs)
+        return train_step, lambda model, batch: {"loss": next(losses)}
+
+    monkeypatch.setattr(experiment, "steps_for", scripted)
+    flags = ["--max_steps=2", "--hidden_size=8", "--limit=64", "--schedule=none",
+             f"--run.out_dir={tmp_path}", "--run.name=r"]  # fmt: skip
+    cfg = apply_overrides(load_preset("digits-lstm"), ["--epochs=3", *flags])
+    experiment.train(cfg, log=lambda _: None)
+    more = apply_overrides(cfg, ["--epochs=4"])
+    result = experiment.train(more, resume_from=tmp_path / "r", log=lambda _: None)
+    assert result["restored_best_epoch"] == 2  # from best.pt: the resumed process never saw it
+    best = load_checkpoint(tmp_path / "r" / "checkpoints" / "best.pt")
+    assert best["fit"]["epoch"] == 2
+    _, loaded = experiment.load_run(tmp_path / "r")
+    for k, v in loaded.state_dict().items():
+        assert torch.equal(v, best["model"][k]), k

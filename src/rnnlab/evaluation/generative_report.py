@@ -251,7 +251,9 @@ def evaluate_generator(
     mem = memorisation_check(samples[:m], train[0], test[0][:m])
     out["memorisation"] = mem
     out["memorisation_median_ratio"] = mem["median_ratio"]
-    if family == "vae" and iw_k > 0:
+    from rnnlab.training.families import get
+
+    if "likelihood" in get(family).supports and iw_k > 0:
         t1 = time.perf_counter()
         out["test_nll_binarized"] = binarized_test_nll(model, test[0], iw_k, seed=seed,
                                                        progress=progress)  # fmt: skip

@@ -189,9 +189,13 @@ def train(
         where = f"{device}" + (f" x {world_size} processes" if world_size > 1 else "")
         log(f"{cfg.run.preset or 'run'}: {n_params:,} parameters on {where}; {data.source}")
         hook = _epoch_hook(family, cfg, data, run, model, on_epoch_end)
+        best = None  # after a resume every rank reads the best weights from the run's best.pt
+        if resume_from is not None:
+            best = str(RunDir.open(resume_from).checkpoints / "best.pt")
         options = FitOptions(
             scheduler_interval=interval, patience=t.patience, max_steps=max_steps,
             monitor=family.monitor, restore_best=t.restore_best, progress=progress,
+            best_checkpoint=best,
         )  # fmt: skip
         try:
             state = fit(

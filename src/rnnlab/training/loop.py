@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -135,7 +136,9 @@ class FitOptions:
     ``patience`` > 0 stops after that many epochs without improvement; ``max_steps`` > 0 cuts
     each epoch short (dry runs); ``monitor``: False when the steps have no single loss (no
     best, no early stopping); ``restore_best``: end with the best epoch's weights (only when
-    there is validation data); ``progress``: a tqdm bar per epoch."""
+    there is validation data); ``progress``: a tqdm bar per epoch; ``best_checkpoint``: the
+    file restore_best reads the best weights from when they are not in memory (a resumed run
+    whose best epoch came before the resume; default: the run's best.pt)."""
 
     scheduler_interval: str = "epoch"
     patience: int = 0
@@ -143,6 +146,7 @@ class FitOptions:
     monitor: bool = True
     restore_best: bool = False
     progress: bool = False
+    best_checkpoint: str | None = None  # where restore_best finds the best weights after a resume
 
 
 def _to(batch, device) -> tuple:
@@ -326,16 +330,18 @@ def fit(
             say(state.stopped)
             break
     if restore and state.best_epoch and state.best_epoch != state.epoch:
-        _restore_best(model, state, best_weights, run, say)
+        _restore_best(model, state, best_weights, run, options.best_checkpoint, say)
     return state
 
 
-def _restore_best(model, state: FitState, weights, run, say) -> None:
+def _restore_best(model, state: FitState, weights, run, best_checkpoint, say) -> None:
     """Put the best epoch's weights back (from memory, or ``best.pt`` after a resume)."""
-    if weights is None and run is not None and (run.checkpoints / "best.pt").is_file():
-        weights = load_checkpoint(run.checkpoints / "best.pt")["model"]
+    if weights is None and best_checkpoint is None and run is not None:
+        best_checkpoint = run.checkpoints / "best.pt"
+    if weights is None and best_checkpoint is not None and os.path.isfile(best_checkpoint):
+        weights = load_checkpoint(best_checkpoint)["model"]
     if weights is None:
-        return  # rank > 0 after a resume: no run folder here, nothing to restore from
+        return  # no best weights anywhere (e.g. best.pt removed by hand)
     unwrap(model).load_state_dict(weights)
     state.restored = state.best_epoch
     if run is not None:  # last.pt keeps the last weights (for --resume) and says what ended

@@ -65,6 +65,7 @@ CAPABILITIES = (
     "samples",  # writes image grids into the run folder each epoch
     "generation",  # ``generate(model, z, labels)``: `rnnlab sample`, the sample-quality report
     "classes",  # the model maps one input to class logits: predict, attack, gates, accuracy
+    "likelihood",  # an importance-weighted bound on -log p(x): the test NLL in nats
 )
 
 # read by every family (the loop, the optimizer, the update path, the run folder)
