@@ -190,3 +190,12 @@ def test_sample_grids_leave_the_global_rng_and_the_modes_alone(tmp_path):
         assert torch.equal(state, torch.get_rng_state())
         assert all(m.training for m in model.modules())
         assert all(p.endswith("-epoch007.png") for p in paths) and paths
+
+
+@pytest.mark.parametrize("scale", [False, True])
+def test_minibatch_scale_reaches_the_discriminator(scale):
+    cfg = _cfg("gan", "mlp", "--minibatch_kernels=3", f"--minibatch_scale={scale}")
+    data = build_data(cfg, dry_run=True)
+    model = build_model(cfg, data.spec)
+    (layer,) = [m for m in model.modules() if hasattr(m, "initialised")]
+    assert bool(layer.initialised) is not scale  # a scaled layer waits for its first batch

@@ -27,7 +27,12 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=seed, default=0, help="noise seed (default 0)")
     p.add_argument("--nrow", type=positive, default=None, help="images per row (default 8, "
                    "or the number of classes for a cGAN)")  # fmt: skip
-    p.add_argument("--checkpoint", default="last", choices=("last", "best"))
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        choices=("last", "best"),
+        help="default: the weights the run ended with (best under restore_best)",
+    )
 
 
 def run(args) -> int:

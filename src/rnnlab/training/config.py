@@ -137,6 +137,8 @@ class ModelConfig:
     minibatch_kernels: int = key(0, "GAN: minibatch discrimination kernels (Salimans et al. "
                                  "2016); 0 = off", ge=0)  # fmt: skip
     minibatch_dim: int = key(5, "GAN: minibatch discrimination kernel dimension", ge=1)
+    minibatch_scale: bool = key(False, "GAN: rescale the minibatch kernels on the first batch "
+                                "(Salimans et al.'s data-dependent init)")  # fmt: skip
 
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "adagrad", "adamw")

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from rnnlab.losses import gan_discriminator_loss, gan_generator_loss
 from rnnlab.models import gans
 
-from ..config import Config
+from ..config import Config, ConfigError
 from ..update import Update
 from . import DataSpec, Family, StepContext, keyset
 from ._common import (
@@ -53,7 +53,7 @@ def signed_images(cfg: Config, images: Tensor) -> Tensor:
 def build_model(cfg: Config, spec: DataSpec) -> nn.Module:
     m, example = cfg.model, spec.example
     k = spec.num_classes if m.conditional else 0
-    mb = (m.minibatch_kernels, m.minibatch_dim) if m.minibatch_kernels else None
+    mb = (m.minibatch_kernels, m.minibatch_dim, m.minibatch_scale) if m.minibatch_kernels else None
     if m.kind == "dcgan":
         side = square(example, "DCGAN")
         g = gans.DCGANGenerator(m.latent_dim, 1, side, m.base_channels, DCGAN_LAYERS, k)
@@ -222,6 +222,12 @@ def _draw(model, x, y, n, rng) -> dict[str, Tensor]:
     return {"samples": generate(model, z)}
 
 
+def check(cfg: Config) -> None:
+    m = cfg.model
+    if m.minibatch_scale and not m.minibatch_kernels:
+        raise ConfigError("`model.minibatch_scale` needs `model.minibatch_kernels` > 0; it is 0")
+
+
 def steps(cfg: Config, ctx: StepContext):
     t = cfg.train
     train = functools.partial(gan_train, loss=t.gan_loss, label_smoothing=t.label_smoothing,
@@ -240,11 +246,13 @@ FAMILY = Family(
     keys=SIZE_KEYS
     | IMAGE_GEN_KEYS
     | keyset(
-        "model.conditional model.minibatch_kernels model.minibatch_dim train.gan_loss "
+        "model.conditional model.minibatch_kernels model.minibatch_dim model.minibatch_scale "
+        "train.gan_loss "
         "train.label_smoothing"
     ),
     supports=frozenset({"samples", "generation"}),
     monitor=False,
+    check=check,
     parts=lambda model: {"g": model.generator, "d": model.discriminator},
     beta1=0.5,
     samples=lambda cfg, data, folder: GridWriter(cfg, data, folder, _draw),
