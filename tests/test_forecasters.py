@@ -6,13 +6,18 @@ from __future__ import annotations
 import pytest
 import torch
 
+from rnnlab.data.anomaly_windows import (
+    alarm_runs,
+    detection_metrics,
+    probationary_threshold,
+    window_labels,
+)
 from rnnlab.data.windows import (
     Scaler,
     forecast_windows,
     persistence_forecast,
     seasonal_naive_forecast,
     split_rows,
-    window_labels,
 )
 from rnnlab.models.forecasters import (
     ForecastErrorDetector,
@@ -124,3 +129,27 @@ def test_window_autoencoder_scores_average_the_windows_holding_a_step():
         err = (det(w) - w).pow(2)[..., 0]  # (9, 4)
     assert torch.allclose(scores[0], err[0, 0])
     assert torch.allclose(scores[5], torch.stack([err[i, 5 - i] for i in range(2, 6)]).mean())
+
+
+def test_the_threshold_reads_no_step_after_the_probationary_part():
+    scores = torch.cat([torch.arange(100.0) % 7, torch.full((900,), float("nan"))])
+    t = probationary_threshold(scores, 0.1, k=2.0)  # NaN after step 100 would poison it
+    changed = scores.clone()
+    changed[100:] = 1e6
+    assert probationary_threshold(changed, 0.1, k=2.0) == t
+    head = scores[:100].double()
+    mad = (head - head.median()).abs().median()
+    assert t == pytest.approx(float(head.median() + 2 * 1.4826 * mad))
+
+
+def test_detection_metrics_by_hand():
+    time = [f"2020-01-0{1 + i // 24} {i % 24:02d}:00:00" for i in range(48)]  # two days
+    labels = torch.zeros(48, dtype=torch.bool)
+    labels[10:15] = labels[30:35] = True
+    scores = torch.zeros(48)
+    scores[12] = scores[20] = scores[21] = scores[40] = 5.0  # hit window 1; two false runs
+    m = detection_metrics(scores, labels, threshold=1.0, time=time)
+    assert m["windows"] == 2 and m["windows_detected"] == 1 and m["false_alarms"] == 2
+    assert m["false_alarms_per_day"] == pytest.approx(2 / (47 / 24))
+    assert alarm_runs(scores > 1) == [(12, 13), (20, 22), (40, 41)]
+    assert 0.5 < m["point_auroc"] < 0.6

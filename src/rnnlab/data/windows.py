@@ -1,6 +1,6 @@
 """One long series -> training examples: a standard scaler fit on the training part only,
-sliding forecast windows that never put a target step into their input, the two naive
-forecasts every forecaster is compared with, and labelled anomaly windows as point labels.
+sliding forecast windows that never put a target step into their input, and the two naive
+forecasts every forecaster is compared with (labelled anomaly windows: :mod:`.anomaly_windows`).
 
 Forecast windows (the Informer protocol, Zhou et al. 2021): window ``i`` reads steps
 ``[i, i + L)`` of every input channel and predicts steps ``[i + L, i + L + H)`` of the target
@@ -27,7 +27,7 @@ from torch import Tensor
 
 __all__ = [
     "INFORMER_ETTH1_SPLIT", "Scaler", "forecast_windows", "persistence_forecast",
-    "seasonal_naive_forecast", "split_rows", "window_labels",
+    "seasonal_naive_forecast", "split_rows",
 ]  # fmt: skip
 
 INFORMER_ETTH1_SPLIT = ((0, 8640), (8640, 11520), (11520, 14400))  # 12, 4, 4 months of hours
@@ -147,24 +147,3 @@ def seasonal_naive_forecast(
     back = season * torch.ceil(h / season).long()  # steps before T + h
     index = L - 1 + h - back  # position in the input (last input = L - 1 = time T)
     return x[:, index][..., list(target_in_input)]
-
-
-def window_labels(time: Sequence[str], windows: Sequence[Sequence[str]]) -> Tensor:
-    """``(T,)`` bool: True at rows whose timestamp lies in a labelled ``[start, end]`` window
-    (NAB's ``combined_windows.json`` entries; ISO timestamps compare as text once both are
-    cut to the same length)."""
-    n = min(len(time[0]), *(len(s) for w in windows for s in w)) if windows else 0
-    stamps = [t[:n] for t in time]
-    out = torch.zeros(len(time), dtype=torch.bool)
-    for start, end in windows:
-        a, b = start[:n], end[:n]
-        out |= torch.tensor([a <= s <= b for s in stamps])
-    return out
-
-
-def days_between(first: str, last: str) -> float:
-    """Days from one ISO timestamp to another (``datetime.fromisoformat``)."""
-    from datetime import datetime
-
-    delta = datetime.fromisoformat(last) - datetime.fromisoformat(first)
-    return delta.total_seconds() / 86400.0
