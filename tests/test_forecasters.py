@@ -153,3 +153,17 @@ def test_detection_metrics_by_hand():
     assert m["false_alarms_per_day"] == pytest.approx(2 / (47 / 24))
     assert alarm_runs(scores > 1) == [(12, 13), (20, 22), (40, 41)]
     assert 0.5 < m["point_auroc"] < 0.6
+
+
+@pytest.mark.parametrize("kind", ["fcn", "lstm-fcn"])
+def test_series_classifiers_ignore_padding(kind):
+    from rnnlab.models.series_classifiers import FCN, LSTMFCN
+
+    torch.manual_seed(0)
+    model = (FCN(2, 3) if kind == "fcn" else LSTMFCN(2, 3)).eval()
+    x = torch.randn(1, 7, 2)
+    padded = torch.cat([x, torch.randn(1, 5, 2)], dim=1)  # garbage past the length
+    with torch.no_grad():
+        want = model(x)
+        got = model(padded, torch.tensor([7]))
+    assert got.shape == (1, 3) and torch.allclose(got, want, atol=1e-5)
