@@ -79,6 +79,7 @@ class RunData:
     confusion: tuple[list[str], list[list[float]]] | None = None
     robustness: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     gradients: dict[str, list[float]] = field(default_factory=dict)
+    anomaly: Path | None = None  # anomaly_scores.csv of a seq-anomaly run
     images: list[Path] = field(default_factory=list)
     image_sizes: dict[Path, tuple[int, int]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -300,6 +301,8 @@ def load_run(path: str | os.PathLike, *, exclude: tuple[Path, ...] = (),
         except OSError as err:
             run.warnings.append(f"summary.txt: not readable ({err})")
     _read_confusion(run)
+    if (run.path / "anomaly_scores.csv").is_file():
+        run.anomaly = run.path / "anomaly_scores.csv"
     _read_curves(run)
     _find_images(run, exclude)
     return run

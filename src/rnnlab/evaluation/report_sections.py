@@ -218,6 +218,7 @@ def analysis_sections(page: Page, scope: Scope, plots: Path) -> None:
     if figures:
         page.heading(scope, "confusion", "Confusion matrix")
         page.grid(figures)
+    _anomaly_section(page, scope, plots)
     for key, title, plot, caption in (
         ("robustness", "Robustness to adversarial examples", plot_robustness,
          "accuracy under attack against the perturbation size ε, per model and attack"),
@@ -229,6 +230,26 @@ def analysis_sections(page: Page, scope: Scope, plots: Path) -> None:
             page.heading(scope, key, title)
             path = plot(curves, plots / f"{scope.prefix}{key}.png")
             page.grid([page.figure(page.rel(path), caption, who=", ".join(curves))])
+
+
+def _anomaly_section(page: Page, scope: Scope, plots: Path) -> None:
+    """Series, anomaly scores, threshold and labelled windows of each seq-anomaly run."""
+    from .series_plots import plot_series_anomaly, read_anomaly_scores
+
+    figures = []
+    for r in (r for r in scope.runs if r.anomaly is not None):
+        try:
+            data = read_anomaly_scores(r.anomaly)
+        except (OSError, ValueError) as err:
+            r.warnings.append(f"anomaly_scores.csv: not plotted ({err})")
+            continue
+        path = plot_series_anomaly(data, plots / f"{scope.prefix}anomaly-{page.slot[id(r)]}.png",
+                                   title=r.name)  # fmt: skip
+        caption = "series (labelled windows shaded), per-step anomaly score and threshold"
+        figures.append(page.figure(page.rel(path), caption, who=r.name))
+    if figures:
+        page.heading(scope, "anomaly", "Anomaly scores")
+        page.grid(figures)
 
 
 def _shown_images(run: RunData) -> list[Path]:
