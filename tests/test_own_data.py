@@ -67,10 +67,21 @@ def test_seq_classify_saves_classes_and_training_only_statistics(tmp_path, capsy
 
 def test_predict_applies_the_saved_scaler_and_names_classes(tmp_path, capsys):
     _classify_files(tmp_path)
-    assert _train(tmp_path, "seq-classify", f"--data.train={tmp_path / 'train.csv'}",
-                  "--data.target=label", "--model.kind=gru", "--model.hidden_size=8") == 0  # fmt: skip
+    assert (
+        _train(
+            tmp_path,
+            "seq-classify",
+            f"--data.train={tmp_path / 'train.csv'}",
+            "--data.target=label",
+            "--model.kind=gru",
+            "--model.hidden_size=8",
+        )
+        == 0
+    )
     out = tmp_path / "pred.csv"
-    assert main(["predict", str(_run(tmp_path)), str(tmp_path / "test.csv"), "--out", str(out)]) == 0
+    assert (
+        main(["predict", str(_run(tmp_path)), str(tmp_path / "test.csv"), "--out", str(out)]) == 0
+    )
     lines = out.read_text().splitlines()
     assert lines[0] == "sequence,label,p_down,p_up" and len(lines) == 11
     # the same numbers by hand: the run's model on the file scaled with data.json's statistics

@@ -1,4 +1,7 @@
-"""``rnnlab predict RUN INPUT``: the class of each image in INPUT (``.npy`` holding
+"""``rnnlab predict RUN INPUT [--out FILE]``: a run of a family on the user's own files
+(seq-classify, forecast, seq-anomaly) predicts on INPUT in its training format and writes a
+CSV (:mod:`rnnlab.training.families._predict`); otherwise the class of each image in INPUT
+(``.npy`` holding
 ``(N, H, W)`` or ``(H, W)``, or an IDX file) by an image classifier's run folder; prints
 ``index<TAB>class<TAB>name`` per image. uint8 images are scaled by 1/255; float images must
 already be in [0, 1]. The ``.npy`` header is read and checked (plain numeric dtype, size
@@ -18,7 +21,9 @@ OVERRIDES = False
 
 def add_arguments(p) -> None:
     p.add_argument("run", help="a run folder of an image classifier")
-    p.add_argument("input", help=".npy (N, H, W) or IDX images file")
+    p.add_argument("input", help=".npy (N, H, W) or IDX images file; own-data runs: a file "
+                   "in the training data's format")  # fmt: skip
+    p.add_argument("--out", help="own-data runs: write the predictions CSV here (else stdout)")
 
 
 def read_npy(path: Path):
@@ -84,7 +89,11 @@ def run(args) -> int:
 
     from rnnlab.data import DATASETS
     from rnnlab.training import experiment, families
+    from rnnlab.training.families import _predict as own
 
+    if own.family_of(args.run) in own.FILE_FAMILIES:
+        own.write_predictions(args.run, args.input, args.out)
+        return 0
     cfg, model = open_run(args.run)
     images = read_images(Path(args.input))
     if "classes" not in families.get(cfg.model.family).supports:

@@ -95,6 +95,43 @@ class DataConfig:
     permute_seed: int = key(0, "view=permuted: seed of the fixed pixel permutation", ge=0,
                             lt=2**32)  # fmt: skip
 
+    # the user's own files (families seq-classify, forecast, seq-anomaly; rnnlab.data.files)
+    train: str = key("", "seq-classify: the training file (.ts, .csv/.tsv, .npy/.npz)")
+    test: str = key("", "seq-classify: the test file; '' = hold out data.test_fraction of train")
+    test_fraction: float = key(0.2, "seq-classify without data.test: share of the training "
+                               "file held out as the test split", gt=0.0, lt=1.0)  # fmt: skip
+    path: str = key("", "forecast / seq-anomaly: the series CSV, one row per time step")
+    target: str = key(
+        "",
+        "seq-classify: a CSV's label column; forecast: the target column(s), "
+        "comma-separated; seq-anomaly: the column(s) to score ('' = all)",
+    )
+    inputs: str = key("", "forecast: input columns, comma-separated; '' = the targets only "
+                      "(univariate), 'all' = every numeric column")  # fmt: skip
+    id_column: str = key("", "seq-classify: a long CSV's sequence-id column ('' = a wide CSV, "
+                         "one sequence per row)")  # fmt: skip
+    time_column: str = key("", "the time column of a CSV; '' = a column named date/time/"
+                           "timestamp, else the first non-numeric one")  # fmt: skip
+    fill: str = key("none", "missing, NaN or inf values: none (an error), ffill, zero, linear",
+                    choices=("none", "ffill", "zero", "linear"))  # fmt: skip
+    input_len: int = key(96, "forecast: input steps per window (L)", ge=1)
+    horizon: int = key(24, "forecast: steps predicted per window (H)", ge=1)
+    split: str = key("informer", "forecast: informer (ETTh1 rows [0,8640) / [8640,11520) / "
+                     "[11520,14400)) or TRAIN,VAL fractions such as 0.7,0.1")  # fmt: skip
+    season: int = key(24, "forecast: season of the seasonal-naive baseline (24 = a day of "
+                      "hourly rows)", ge=1)  # fmt: skip
+    labels: str = key("", "seq-anomaly: JSON of labelled windows (NAB's combined_windows.json); "
+                      "'' = combined_windows.json beside data.path, if there")  # fmt: skip
+    probation: float = key(
+        0.15,
+        "seq-anomaly: first share of the series that trains the "
+        "detector and sets its threshold (NAB: 0.15)",
+        gt=0.0,
+        lt=1.0,
+    )
+    window: int = key(64, "seq-anomaly: steps per window (autoencoder window, forecaster "
+                      "input)", ge=2)  # fmt: skip
+
 
 @dataclass
 class ModelConfig:
@@ -139,6 +176,17 @@ class ModelConfig:
     minibatch_dim: int = key(5, "GAN: minibatch discrimination kernel dimension", ge=1)
     minibatch_scale: bool = key(False, "GAN: rescale the minibatch kernels on the first batch "
                                 "(Salimans et al.'s data-dependent init)")  # fmt: skip
+    # own-data families
+    teacher_forcing: float = key(
+        0.0,
+        "forecast seq2seq kinds: probability of feeding the true "
+        "previous value to the decoder in training",
+        ge=0.0,
+        le=1.0,
+    )
+    residual: bool = key(True, "forecast: predict the change from the last observed value")
+    threshold_k: float = key(5.0, "seq-anomaly: threshold = median + k * 1.4826 MAD of the "
+                             "probationary scores", gt=0.0)  # fmt: skip
 
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "adagrad", "adamw")
