@@ -93,6 +93,12 @@ def test_one_run_renders_and_links_only_existing_files(tmp_path):
         assert (page.parent / target).is_file(), target
     text = page.read_text()
     assert "val loss" in text and "best 0.6 @ epoch 2" in text  # best differs from last (0.7)
+    # per-class precision/recall/F1 from confusion.json, with the averages
+    table = re.search(r"Per-class precision, recall and F1 \(test\); accuracy ([0-9.]+)</summary>"
+                      r"(.*?)</details>", text, re.S)  # fmt: skip
+    matrix = np.array(json.loads((run / "confusion.json").read_text())["matrix"])
+    assert float(table.group(1)) == pytest.approx(np.trace(matrix) / matrix.sum(), abs=1e-4)
+    assert table.group(2).count("<tr>") == 1 + 4 + 2 and "weighted avg" in table.group(2)
 
 
 def test_loop_record_form_and_missing_pieces(tmp_path):

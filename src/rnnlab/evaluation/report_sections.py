@@ -205,6 +205,33 @@ def curves_section(page: Page, scope: Scope, plots: Path) -> None:
         page.grid(figures)
 
 
+MAX_PER_CLASS = 50  # more classes than this: the matrix alone
+
+
+def _per_class_table(page: Page, run: RunData, named: bool) -> None:
+    """Per-class precision, recall, F1 and support from the run's confusion matrix (as
+    scikit-learn's ``classification_report``), collapsed, with the two averages."""
+    from .classification import classification_report
+
+    labels, matrix = run.confusion
+    if len(labels) > MAX_PER_CLASS:
+        return
+    report = classification_report(matrix, labels)
+    who = f" — {run.name}" if named else ""
+    title = f"Per-class precision, recall and F1 (test){who}; accuracy {fmt(report['accuracy'])}"
+    page.html.append(f"<details><summary>{esc(title)}</summary>")
+    page.md.append(f"<details><summary>{md(title)}</summary>\n")
+    rows, md_rows = [], []
+    for name in [*labels, "macro avg", "weighted avg"]:
+        r = report[name]
+        values = [fmt(r["precision"]), fmt(r["recall"]), fmt(r["f1"]), str(r["support"])]
+        rows.append([f"<td>{esc(name)}</td>"] + [f'<td class="num">{v}</td>' for v in values])
+        md_rows.append([md(name), *values])
+    page.table(["class", "precision", "recall", "F1", "support"], rows, md_rows)
+    page.html.append("</details>")
+    page.md.append("</details>\n")
+
+
 def analysis_sections(page: Page, scope: Scope, plots: Path) -> None:
     """Confusion matrices (one per run that has one), robustness and gradient curves (one
     plot for all the scope's runs that have them)."""
@@ -218,6 +245,8 @@ def analysis_sections(page: Page, scope: Scope, plots: Path) -> None:
     if figures:
         page.heading(scope, "confusion", "Confusion matrix")
         page.grid(figures)
+        for r in (r for r in scope.runs if r.confusion):
+            _per_class_table(page, r, len(figures) > 1)
     _anomaly_section(page, scope, plots)
     for key, title, plot, caption in (
         ("robustness", "Robustness to adversarial examples", plot_robustness,
