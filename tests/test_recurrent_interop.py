@@ -117,16 +117,16 @@ def test_time_major_input():
 # ---- compile / trace / export ---------------------------------------------------------------
 
 
-def _eager_and_grads(layer, x, lengths=None):
+def _eager_and_grads(layer, x, lengths=None, **kw):
     x = x.clone().requires_grad_(True)
-    out = layer(x) if lengths is None else layer(x, lengths)
+    out = layer(x, **kw) if lengths is None else layer(x, lengths, **kw)
     grads = torch.autograd.grad(out.square().sum(), [x, *layer.parameters()])
     return out.detach(), grads
 
 
-def _check(fn, layer, x, lengths=None):
-    want, want_g = _eager_and_grads(layer, x, lengths)
-    got, got_g = _eager_and_grads(fn, x, lengths)
+def _check(fn, layer, x, lengths=None, **kw):
+    want, want_g = _eager_and_grads(layer, x, lengths, **kw)
+    got, got_g = _eager_and_grads(fn, x, lengths, **kw)
     torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
     for a, b in zip(got_g, want_g, strict=True):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
@@ -162,3 +162,31 @@ def test_jit_trace_and_export_match_eager(kind):
     _check(traced, layer, x)
     exported = torch.export.export(layer, (x,)).module()
     _check(exported, layer, x)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_export_with_lengths_or_a_mask_holds_for_other_values(bidirectional):
+    torch.manual_seed(0)
+    layer = LSTM(I, H, return_sequences=True)
+    layer = Bidirectional(layer) if bidirectional else layer
+    x = torch.randn(B, T, I)
+    lengths = torch.tensor([6, 2, 4, 0])
+    exported = torch.export.export(layer, (x, lengths)).module()
+    for n in (lengths, torch.tensor([1, 6, 0, 3])):  # new values, same graph
+        _check(exported, layer, x, n)
+    mask = torch.rand(B, T) < 0.6
+    exported = torch.export.export(layer, (x,), kwargs={"mask": mask}).module()
+    _check(exported, layer, x, mask=torch.rand(B, T) < 0.5)
+
+
+def test_from_torch_stack_on_packed_input_equals_torch():
+    torch.manual_seed(0)
+    ref = nn.GRU(I, H, num_layers=2, bidirectional=True, batch_first=True).double()
+    ours = from_torch(ref)
+    x = torch.randn(B, T, I, dtype=torch.float64)
+    packed = pack_padded_sequence(x, torch.tensor([3, 6, 1, 4]), batch_first=True,
+                                  enforce_sorted=False)  # fmt: skip
+    out_ref, h_ref = ref(packed)
+    out, states = ours(packed)
+    torch.testing.assert_close(out.data, out_ref.data, atol=1e-12, rtol=0)
+    torch.testing.assert_close(_h(states, "gru"), h_ref, atol=1e-12, rtol=0)

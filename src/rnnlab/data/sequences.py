@@ -71,7 +71,8 @@ def lengths_to_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.
         raise ValueError(f"`lengths` must be 1-d (B,), got shape {tuple(lengths.shape)}")
     if max_len is None:
         max_len = int(lengths.max()) if len(lengths) else 0
-    if len(lengths) and int(lengths.max()) > max_len:
+    graph = torch.compiler.is_compiling()  # an exported graph cannot read the values
+    if len(lengths) and not graph and int(lengths.max()) > max_len:
         raise ValueError(f"`max_len` must be >= max(lengths) = {int(lengths.max())}, got {max_len}")
     steps = torch.arange(max_len, device=lengths.device)
     return steps.unsqueeze(0) < lengths.unsqueeze(1)

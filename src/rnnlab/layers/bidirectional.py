@@ -103,7 +103,8 @@ class Bidirectional(nn.Module):
         B, T = x.shape[:2]
         if mask is not None:
             return reverse_padded(out_b, mask_spans(check_mask(mask, B, T, x.device)))
-        return reverse_padded(out_b, check_lengths(lengths, B, T, x.device))
+        graph = torch.compiler.is_compiling() or torch.jit.is_tracing()
+        return reverse_padded(out_b, check_lengths(lengths, B, T, x.device, values=not graph))
 
     def run(self, x: Tensor, lengths: Tensor | None = None, initial_state=None, *, mask=None):
         """Merged outputs (B, T, ·) in input order and ``(forward_state, backward_state)``."""

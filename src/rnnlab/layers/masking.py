@@ -32,12 +32,16 @@ __all__ = [
 ]
 
 
-def check_lengths(lengths, batch_size: int, max_len: int, device: torch.device) -> Tensor | None:
+def check_lengths(
+    lengths, batch_size: int, max_len: int, device: torch.device, *, values: bool = True
+) -> Tensor | None:
     """Validate ``lengths`` and return it as an int64 tensor on ``device``.
 
     Returns ``None`` when every sequence is full length (the loop then needs no masks).
     Each length must satisfy ``0 <= length <= T`` (0: an empty row, which gives zero
-    outputs and the initial state back); the batch size must match.
+    outputs and the initial state back); the batch size must match. ``values=False`` skips
+    the checks that read the values (and the full-length shortcut), so that a traced or
+    exported graph stays valid for any lengths.
     """
     if lengths is None:
         return None
@@ -50,6 +54,8 @@ def check_lengths(lengths, batch_size: int, max_len: int, device: torch.device) 
             f"`lengths` must have shape (batch_size,) = ({batch_size},), "
             f"got shape {tuple(lengths.shape)}."
         )
+    if not values:
+        return lengths.to(device=device, dtype=torch.int64)
     lo, hi = int(lengths.min()), int(lengths.max())
     if lo < 0 or hi > max_len:
         raise ValueError(

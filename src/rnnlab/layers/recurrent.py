@@ -27,7 +27,9 @@ any pattern with Keras's semantics: a masked step keeps the state, and its outpu
 path); a mask with holes runs the explicit loop. A row with nothing valid (length 0) gives
 zero outputs and returns the initial state. Without ``return_sequences`` the layer returns
 the output at each row's last unmasked step (zeros for an empty row): the last *output*,
-which for a custom cell need not be any part of its state.
+which for a custom cell need not be any part of its state. (Keras returns the same, except
+that with ``zero_output_for_mask=True`` it zeroes a row's last output when the row's final
+step is masked.)
 
 **go_backwards layouts.** ``go_backwards_layout="prefix"`` (default) reverses each
 sequence's span (its first ``lengths[b]`` steps; for a mask, up to its last True step) and
@@ -56,7 +58,10 @@ the Triton interpreter, not yet measured on a GPU, so ``"auto"`` does not pick t
 paths use the same parameters and agree to float rounding. Under ``torch.compile`` or
 ``torch.jit.trace``, ``"auto"`` and ``"explicit"`` run the loop below: torch's CPU fused
 kernel (``aten.mkldnn_rnn_layer``) cannot be compiled or traced, and the hand-derived BPTT
-writes into preallocated buffers, which tracing does not follow.
+writes into preallocated buffers, which tracing does not follow. A compiled, traced or
+exported call also skips the checks that read ``lengths``' values and the right-padding
+test of a ``mask``, so its graph holds for any lengths or mask (tested with
+``torch.export``).
 
 **The cell protocol** (what ``RNN(cell)`` needs; it never checks a cell's class)::
 
@@ -303,12 +308,13 @@ class RNN(nn.Module):
         """The loop itself: batch-first ``x`` (B, T, I) -> :class:`Unrolled`."""
         x = self._check_input(x)
         B, T, _ = x.shape
-        lengths = check_lengths(lengths, B, T, x.device)
+        graph = _compiling()  # traced/compiled: no decisions that read tensor values
+        lengths = check_lengths(lengths, B, T, x.device, values=not graph)
         if mask is not None:
             if lengths is not None:
                 raise ValueError("Pass `lengths` or `mask`, not both.")
             mask = check_mask(mask, B, T, x.device)
-            lengths = mask_to_lengths(mask)  # right padding: the fast lengths path
+            lengths = None if graph else mask_to_lengths(mask)  # right padding: fast path
             if lengths is not None:
                 mask = None
                 lengths = check_lengths(lengths, B, T, x.device)
