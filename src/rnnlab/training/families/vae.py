@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnlab.models.vae import VAE, ConvVAE, importance_weighted_nll
+from rnnlab.utils import progress
 
 from ..config import Config
 from ..update import Update
@@ -70,7 +71,7 @@ def importance_weighted_test_nll(model: nn.Module, batches, k: int, device) -> f
     state = torch.get_rng_state()  # importance_weighted_nll draws from the global generator
     try:
         torch.manual_seed(SAMPLE_SEED)
-        for batch in batches:
+        for batch in progress(batches, desc=f"test IW-NLL (k={k})"):  # lines off a terminal
             x = batch[0].to(device)
             total += float(importance_weighted_nll(model, x, k=k, batch_k=min(k, 100)).sum())
             count += len(x)
