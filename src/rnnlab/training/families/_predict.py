@@ -154,9 +154,13 @@ def predict_file(run: str | os.PathLike, path: str | os.PathLike) -> tuple[list[
     return _anomaly(cfg, model, info, path)
 
 
-def family_of(run: str | os.PathLike) -> str:
-    """The ``model.family`` a run folder was trained with."""
-    return RunDir.open(run).config()["config"]["model"]["family"]
+def family_of(run: str | os.PathLike) -> str | None:
+    """The ``model.family`` a run folder was trained with, or None when its ``config.json``
+    cannot say (the caller's own checks then report what is wrong with the folder)."""
+    try:
+        return str(RunDir.open(run).config()["config"]["model"]["family"])
+    except (KeyError, TypeError, ValueError, OSError):
+        return None
 
 
 def write_predictions(run: str | os.PathLike, path: str | os.PathLike, out=None) -> int:
