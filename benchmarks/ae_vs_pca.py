@@ -21,10 +21,10 @@ Deep / conv AEs: Adam, minibatches, sigmoid output, MSE loss.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import torch
+from _args import add_data_dir
 
 from rnnlab.data import load
 from rnnlab.evaluation.pca import (
@@ -39,8 +39,6 @@ from rnnlab.models.autoencoders import (
     LinearAutoencoder,
     train_autoencoder,
 )
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def gram_loss(model: LinearAutoencoder, gram: torch.Tensor) -> torch.Tensor:
@@ -93,13 +91,7 @@ def test_mse(model, x_test: torch.Tensor) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument(
-        "--data-dir",
-        "--data-root",
-        dest="data_dir",
-        default=os.path.join(HERE, "..", "..", "shared", "datasets"),
-        help="folder with the IDX files, as `rnnlab --data-dir` (--data-root: the old name)",
-    )
+    add_data_dir(ap)
     ap.add_argument("--lbfgs-iters", type=int, default=3000)
     ap.add_argument("--weight-decay", type=float, default=1e-4)
     ap.add_argument("--default-init", action="store_true", help="nn.Linear init, not W2 = W1ᵀ")

@@ -22,10 +22,10 @@ wall time. Single thread by default (``--threads``).
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import torch
+from _args import add_data_dir
 
 from rnnlab.data import load
 from rnnlab.data.anomalies import ANOMALY_KINDS, sequence_anomalies
@@ -43,7 +43,6 @@ from rnnlab.models.autoencoders import (
     train_autoencoder,
 )
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 DEEP_SVDD_MNIST = [98.0, 99.7, 91.7, 91.9, 94.9, 88.5, 98.3, 94.6, 93.9, 96.5]  # mean 94.8
 
 
@@ -137,13 +136,7 @@ def max_step_error(model: LSTMAutoencoder, x: torch.Tensor) -> torch.Tensor:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--part", choices=("images", "sequences"), default="images")
-    ap.add_argument(
-        "--data-dir",
-        "--data-root",
-        dest="data_dir",
-        default=os.path.join(HERE, "..", "..", "shared", "datasets"),
-        help="folder with the IDX files, as `rnnlab --data-dir` (--data-root: the old name)",
-    )
+    add_data_dir(ap)
     ap.add_argument("--dataset", default="mnist", choices=("mnist", "fashion-mnist"))
     ap.add_argument("--classes", default="", help="comma list; default all ten")
     ap.add_argument("--model", choices=("deep", "conv"), default="deep")

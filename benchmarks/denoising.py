@@ -20,23 +20,16 @@ import os
 import time
 
 import torch
+from _args import add_data_dir
 
 from rnnlab.data import load
 from rnnlab.evaluation.denoising import corrupt, denoise, denoising_report, save_denoising_grid
 from rnnlab.models.autoencoders import Autoencoder, DenoisingAutoencoder, train_autoencoder
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument(
-        "--data-dir",
-        "--data-root",
-        dest="data_dir",
-        default=os.path.join(HERE, "..", "..", "shared", "datasets"),
-        help="folder with the IDX files, as `rnnlab --data-dir` (--data-root: the old name)",
-    )
+    add_data_dir(ap)
     ap.add_argument("--out", default="", help="folder for the grid PNGs (none when empty)")
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--level", type=float, default=0.3)

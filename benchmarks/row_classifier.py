@@ -241,6 +241,11 @@ def race(a, b, epochs: int) -> dict:
     return {s.name: (statistics.median(times[s.name]), s.test_accuracy()) for s in (a, b)}
 
 
+def race_row(task: str, epochs: int, peer, mine, goal: float | None) -> tuple:
+    """Race ``peer`` against ``mine`` for ``epochs`` and return one row of the result table."""
+    return task, epochs, race(peer, mine, epochs), peer.name, mine.name, goal
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=3, help="Listing 5.2 pair (default 3)")
@@ -270,14 +275,7 @@ def main(argv: list[str] | None = None) -> None:
         theirs = KerasListing(train, test, args.seed)
         ours = RnnlabPreset("listing-5-2", train, test, args.seed, args.epochs)
         rows.append(
-            (
-                "Listing 5.2 SimpleRNN(256), SGD",
-                args.epochs,
-                race(theirs, ours, args.epochs),
-                theirs.name,
-                ours.name,
-                GOAL_KERAS,
-            )
+            race_row("Listing 5.2 SimpleRNN(256), SGD", args.epochs, theirs, ours, GOAL_KERAS)
         )
     if "keras" not in args.skip and "floor" not in args.skip:
         print(f"Listing 5.2: Keras vs a plain torch.nn.RNN script, {args.epochs} epoch(s)")
@@ -286,13 +284,8 @@ def main(argv: list[str] | None = None) -> None:
             PlainTorchListing(train, test, args.seed),
         )
         rows.append(
-            (
-                "Listing 5.2, the ceiling: plain torch vs Keras",
-                args.epochs,
-                race(theirs, floor, args.epochs),
-                theirs.name,
-                floor.name,
-                None,
+            race_row(
+                "Listing 5.2, the ceiling: plain torch vs Keras", args.epochs, theirs, floor, None
             )
         )
     if "lstm" not in args.skip:
@@ -300,14 +293,7 @@ def main(argv: list[str] | None = None) -> None:
         theirs = PlainTorch(train, test, args.seed, args.lstm_epochs)
         ours = RnnlabPreset("lstm-rows", train, test, args.seed, args.lstm_epochs)
         rows.append(
-            (
-                "LSTM(128), Adam one-cycle",
-                args.lstm_epochs,
-                race(theirs, ours, args.lstm_epochs),
-                theirs.name,
-                ours.name,
-                GOAL_TORCH,
-            )
+            race_row("LSTM(128), Adam one-cycle", args.lstm_epochs, theirs, ours, GOAL_TORCH)
         )
     print()
     print(

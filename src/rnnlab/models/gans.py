@@ -128,6 +128,32 @@ class _Conditioning(nn.Module):
         return torch.cat([h, self.embed(labels)], dim=1)
 
 
+class _Discriminator(_Conditioning):
+    """What both discriminators share: ``features`` (each its own), then optional minibatch
+    discrimination, then the ``head`` Linear to one logit."""
+
+    minibatch: MinibatchDiscrimination | None
+    head: nn.Linear
+
+    def features(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        raise NotImplementedError
+
+    def _init_head(self, width: int, minibatch: tuple | None) -> None:
+        """The head on ``width`` features, after ``MinibatchDiscrimination(width, *minibatch)``."""
+        self.minibatch = MinibatchDiscrimination(width, *minibatch) if minibatch else None
+        self.head = nn.Linear(self.minibatch.out_features if minibatch else width, 1)
+
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        f = self.features(x, labels)
+        if self.minibatch is not None:
+            f = self.minibatch(f)
+        return self.head(f).squeeze(1)  # logits (B,)
+
+    def prob(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        """D(x) = sigmoid(logit): the Keras model's sigmoid output."""
+        return torch.sigmoid(self(x, labels))
+
+
 def _check_z(z: Tensor, z_dim: int) -> None:
     if z.dim() != 2 or z.shape[1] != z_dim:
         raise ValueError(f"`z` must be (B, {z_dim}); got {tuple(z.shape)}")
@@ -160,7 +186,7 @@ class MLPGenerator(_Conditioning):
         return self.net(self._cat_label(z, labels)).reshape(z.shape[0], *self.image_shape)
 
 
-class MLPDiscriminator(_Conditioning):
+class MLPDiscriminator(_Discriminator):
     """Listing 5.5's discriminator: Flatten -> [Linear -> LeakyReLU(0.01)]* -> Linear -> logit.
 
     ``minibatch=(n_kernels, kernel_dim)`` inserts ``MinibatchDiscrimination`` before the head;
@@ -184,23 +210,12 @@ class MLPDiscriminator(_Conditioning):
             layers += [nn.Linear(width, h), nn.LeakyReLU(negative_slope)]
             width = h
         self.body = nn.Sequential(*layers)
-        self.minibatch = MinibatchDiscrimination(width, *minibatch) if minibatch else None
-        self.head = nn.Linear(self.minibatch.out_features if minibatch else width, 1)
+        self._init_head(width, minibatch)
 
     def features(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         if x[0].numel() != math.prod(self.image_shape):
             raise ValueError(f"`x` must be (B, *{self.image_shape}); got {tuple(x.shape)}")
         return self.body(self._cat_label(x.reshape(x.shape[0], -1), labels))
-
-    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        f = self.features(x, labels)
-        if self.minibatch is not None:
-            f = self.minibatch(f)
-        return self.head(f).squeeze(1)  # logits (B,)
-
-    def prob(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        """D(x) = sigmoid(logit): the Keras model's sigmoid output."""
-        return torch.sigmoid(self(x, labels))
 
 
 def _check_size(image_size: int, n_scale: int) -> int:
@@ -257,7 +272,7 @@ class DCGANGenerator(_Conditioning):
         return self.net(self.project(self._cat_label(z, labels)))
 
 
-class DCGANDiscriminator(_Conditioning):
+class DCGANDiscriminator(_Discriminator):
     """DCGAN discriminator (Radford et al. 2016): ``n_layers`` Conv2d(4, stride 2) blocks with
     LeakyReLU(0.2), BatchNorm on all but the first, no pooling; then flatten -> logit.
 
@@ -290,20 +305,9 @@ class DCGANDiscriminator(_Conditioning):
         blocks.append(nn.Flatten())  # (c_in * s * s,)
         self.body = nn.Sequential(*blocks)
         width = c_in * s * s + self._init_labels(n_classes, embed_dim)
-        self.minibatch = MinibatchDiscrimination(width, *minibatch) if minibatch else None
-        self.head = nn.Linear(self.minibatch.out_features if minibatch else width, 1)
+        self._init_head(width, minibatch)
 
     def features(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         if tuple(x.shape[1:]) != self.image_shape:
             raise ValueError(f"`x` must be (B, *{self.image_shape}); got {tuple(x.shape)}")
         return self._cat_label(self.body(x), labels)
-
-    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        f = self.features(x, labels)
-        if self.minibatch is not None:
-            f = self.minibatch(f)
-        return self.head(f).squeeze(1)  # logits (B,)
-
-    def prob(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        """D(x) = sigmoid(logit)."""
-        return torch.sigmoid(self(x, labels))
