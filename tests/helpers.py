@@ -1,4 +1,5 @@
-"""Weight copying between torch.nn / Keras and rnnlab layers, shared by the parity tests."""
+"""Shared test helpers: weight copying between torch.nn / Keras and rnnlab layers (the parity
+tests) and a spy on a recurrent layer's per-step masks."""
 
 import torch
 from torch import nn
@@ -22,3 +23,17 @@ def copy_torch_direction(cell, module: nn.RNNBase, layer: int = 0, reverse: bool
         cell.bias_hh.copy_(b_hh)
     else:
         cell.bias.copy_(b_ih + b_hh)
+
+
+def spy_step_masks(layer) -> list:
+    """Wrap ``layer.cell.step`` so that every call appends its recurrent-dropout ``mask``
+    (``None`` when off) to the returned list; the step itself runs unchanged."""
+    masks: list = []
+    step = layer.cell.step
+
+    def spy(xp, state, mask=None):
+        masks.append(mask)
+        return step(xp, state, mask)
+
+    layer.cell.step = spy
+    return masks

@@ -3,6 +3,7 @@ gradcheck, and bad input."""
 
 import pytest
 import torch
+from helpers import spy_step_masks
 
 from rnnlab.layers import (
     GRU,
@@ -136,14 +137,7 @@ def test_initial_state_is_used():
 @pytest.mark.parametrize("cls", [SimpleRNN, LSTM, GRU])
 def test_recurrent_dropout_mask_is_shared_across_steps_and_off_in_eval(cls):
     layer = cls(I, H, recurrent_dropout=0.5, return_sequences=True, implementation="reference")
-    masks = []
-    step = layer.cell.step
-
-    def spy(xp, state, mask=None):
-        masks.append(mask)
-        return step(xp, state, mask)
-
-    layer.cell.step = spy
+    masks = spy_step_masks(layer)
     layer.train()
     layer(torch.randn(B, T, I))
     assert len(masks) == T and masks[0] is not None

@@ -4,6 +4,7 @@ copied weights (and copied dropout masks), plus the invariants with no outside r
 import numpy as np
 import pytest
 import torch
+from helpers import spy_step_masks
 from test_keras_parity import build_pair, keras_weights
 
 from rnnlab.layers import GRU, LSTM, Bidirectional, SimpleRNN, lengths_to_mask
@@ -208,14 +209,7 @@ def test_per_gate_mask_is_constant_over_time_in_the_loop():
         return_sequences=True,
         implementation="reference",
     )  # the loop that calls cell.step
-    seen = []
-    step = layer.cell.step
-
-    def spy(xp, state, mask=None):
-        seen.append(mask)
-        return step(xp, state, mask)
-
-    layer.cell.step = spy
+    seen = spy_step_masks(layer)
     layer(torch.randn(B, T, I))
     assert len(seen) == T and seen[0].shape == (3, B, H)
     assert all(m is seen[0] for m in seen)

@@ -305,6 +305,14 @@ def read_arrays(path: str | os.PathLike, *, fill: str | None = None) -> Sequence
     return Sequences.from_arrays(checked, y, None, str(path))
 
 
+def _data_file(path: str | os.PathLike) -> Path:
+    """``path`` as a :class:`Path`, or :class:`DataFileError` when no such file exists."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"{path}: expected a data file, got no such file")
+    return path
+
+
 def read_sequences(
     path: str | os.PathLike,
     *,
@@ -316,9 +324,7 @@ def read_sequences(
     """Sequences from any supported file, chosen by suffix (module doc)."""
     from .ts_format import read_ts
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataFileError(f"{path}: expected a data file, got no such file")
+    path = _data_file(path)
     suffix = path.suffix.lower()
     if suffix not in SEQUENCE_SUFFIXES:
         raise DataFileError(
@@ -349,9 +355,7 @@ def read_series(
     fill: str | None = None,
 ) -> Series:
     """One multichannel series, one step per row (module doc)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataFileError(f"{path}: expected a data file, got no such file")
+    path = _data_file(path)
     header, rows = _split_header(_rows(path, delimiter))
     if header is None or not rows:
         raise DataFileError(

@@ -21,6 +21,12 @@ from .recurrent import RNN
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 
+def _of_forward(name: str) -> property:
+    """A read-only property: attribute ``name`` of ``self.forward_layer`` (both directions
+    share it)."""
+    return property(lambda self: getattr(self.forward_layer, name), doc=f"forward_layer.{name}")
+
+
 class Bidirectional(nn.Module):
     """``Bidirectional(layer, merge_mode="concat")``.
 
@@ -49,25 +55,14 @@ class Bidirectional(nn.Module):
         self.merge_mode = merge_mode
 
     @property
-    def input_size(self) -> int:
-        return self.forward_layer.input_size
-
-    @property
     def output_size(self) -> int:
         h = self.forward_layer.output_size
         return 2 * h if self.merge_mode == "concat" else h
 
-    @property
-    def batch_first(self) -> bool:
-        return self.forward_layer.batch_first
-
-    @property
-    def return_sequences(self) -> bool:
-        return self.forward_layer.return_sequences
-
-    @property
-    def return_state(self) -> bool:
-        return self.forward_layer.return_state
+    input_size = _of_forward("input_size")
+    batch_first = _of_forward("batch_first")
+    return_sequences = _of_forward("return_sequences")
+    return_state = _of_forward("return_state")
 
     def to_torch(self) -> nn.Module:
         """The equivalent ``torch.nn`` module, weights copied (:func:`rnnlab.layers.to_torch`)."""

@@ -18,6 +18,11 @@ from .recurrent import GRU, LSTM, RNN, SimpleRNN
 KINDS = {"simple_rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
 
 
+def _of_layer(index: int, name: str) -> property:
+    """A read-only property: attribute ``name`` of ``self.layers[index]``."""
+    return property(lambda self: getattr(self.layers[index], name), doc=f"layers[{index}].{name}")
+
+
 class Stacked(nn.Module):
     """Layers on top of each other. The return flags are the LAST layer's; inner layers
     always hand their whole output sequence up. ``initial_state`` is a list (one entry per
@@ -45,25 +50,12 @@ class Stacked(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.dropout = dropout
 
-    @property
-    def input_size(self) -> int:
-        return self.layers[0].input_size
-
-    @property
-    def output_size(self) -> int:
-        return self.layers[-1].output_size
-
-    @property
-    def batch_first(self) -> bool:
-        return self.layers[0].batch_first
-
-    @property
-    def return_sequences(self) -> bool:
-        return self.layers[-1].return_sequences
-
-    @property
-    def return_state(self) -> bool:
-        return self.layers[-1].return_state
+    # what the stack reads is its first layer's; what it returns is its last layer's
+    input_size = _of_layer(0, "input_size")
+    batch_first = _of_layer(0, "batch_first")
+    output_size = _of_layer(-1, "output_size")
+    return_sequences = _of_layer(-1, "return_sequences")
+    return_state = _of_layer(-1, "return_state")
 
     def to_torch(self) -> nn.Module:
         """The equivalent ``torch.nn`` module, weights copied (:func:`rnnlab.layers.to_torch`)."""
