@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .utils import check_nonnegative
+
 __all__ = ["fgsm", "bim", "pgd", "NORMS"]
 
 NORMS = ("linf", "l2")
@@ -40,14 +42,6 @@ LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
 # ----------------------------------------------------------------------------- validation
-def _check_number(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"`{name}` must be a real number, got {type(value).__name__}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"`{name}` must be finite and >= 0, got {value!r}")
-    return float(value)
-
-
 def _check_int(name: str, value: object, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"`{name}` must be an int, got {type(value).__name__}")
@@ -209,11 +203,11 @@ def bim(
     Defaults are Kurakin et al.'s for pixels in [0, 1]: ``alpha = 1/255`` and
     ``steps = min(ceil(255 eps) + 4, ceil(1.25 * 255 eps))`` (at least 1).
     """
-    eps = _check_number("eps", eps)
+    eps = check_nonnegative("eps", eps)
     if steps is None:
         steps = max(1, min(math.ceil(255 * eps) + 4, math.ceil(1.25 * 255 * eps)))
     steps = _check_int("steps", steps)
-    alpha = 1.0 / 255 if alpha is None else _check_number("alpha", alpha)
+    alpha = 1.0 / 255 if alpha is None else check_nonnegative("alpha", alpha)
     bounds = _check_inputs(model, x, y, clip)
     x = x.detach()
     with _attack_mode(model, x.device):
@@ -245,10 +239,10 @@ def pgd(
     one with the highest loss (targeted: lowest). Restarts stop early once every example
     succeeds. ``generator`` (on ``x``'s device) drives the random starts.
     """
-    eps = _check_number("eps", eps)
+    eps = check_nonnegative("eps", eps)
     steps = _check_int("steps", steps)
     restarts = _check_int("restarts", restarts)
-    alpha = 2.5 * eps / steps if alpha is None else _check_number("alpha", alpha)
+    alpha = 2.5 * eps / steps if alpha is None else check_nonnegative("alpha", alpha)
     if norm not in NORMS:
         raise ValueError(f"`norm` must be one of {NORMS}, got {norm!r}")
     if generator is not None and not isinstance(generator, torch.Generator):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import random
 import sys
@@ -27,7 +28,8 @@ import torch
 from torch import nn
 
 __all__ = [
-    "atomic_write", "atomic_write_bytes", "atomic_write_text", "count_parameters",
+    "atomic_write", "atomic_write_bytes", "atomic_write_text", "check_nonnegative",
+    "count_parameters",
     "pick_device", "progress", "save_figure", "save_image_grid", "seed_everything",
     "tile_images",
 ]  # fmt: skip
@@ -112,6 +114,16 @@ def pick_device(device: str = "auto") -> torch.device:
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise ValueError(f"`device` must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
     return torch.device(device)
+
+
+def check_nonnegative(name: str, value: object) -> float:
+    """``value`` as a float when it is a finite real number >= 0 (a bool is not one), else a
+    ``TypeError``/``ValueError`` naming ``name``: penalty coefficients, attack radii."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"`{name}` must be a float, got {type(value).__name__} {value!r}.")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}.")
+    return float(value)
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

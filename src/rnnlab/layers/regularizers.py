@@ -60,6 +60,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
+from ..utils import check_nonnegative
 from .cells import GRUCell, LSTMCell, SimpleRNNCell
 
 __all__ = ["activity_penalty", "apply_max_norm", "grouped_parameters", "weight_penalty"]
@@ -67,14 +68,6 @@ __all__ = ["activity_penalty", "apply_max_norm", "grouped_parameters", "weight_p
 _CELLS = (SimpleRNNCell, LSTMCell, GRUCell)
 _ROLES = ("kernel", "recurrent", "bias")
 _WHICH = ("kernel", "recurrent", "all")
-
-
-def _check_coefficient(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"`{name}` must be a float, got {type(value).__name__} {value!r}.")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}.")
-    return float(value)
 
 
 def _roles(module: nn.Module) -> Iterator[tuple[str, nn.Parameter, int]]:
@@ -160,7 +153,7 @@ def weight_penalty(
         "bias": (bias_l1, bias_l2),
     }
     checked = {
-        role: (_check_coefficient(f"{role}_l1", l1), _check_coefficient(f"{role}_l2", l2))
+        role: (check_nonnegative(f"{role}_l1", l1), check_nonnegative(f"{role}_l2", l2))
         for role, (l1, l2) in coefficients.items()
     }
     total = None
@@ -188,7 +181,7 @@ def activity_penalty(
     layer's ``(outputs, state)``, flattened), as Keras adds one loss per output tensor.
     A 0-d tensor is not divided.
     """
-    l1, l2 = _check_coefficient("l1", l1), _check_coefficient("l2", l2)
+    l1, l2 = check_nonnegative("l1", l1), check_nonnegative("l2", l2)
     tensors = _flatten(outputs)
     if not tensors:
         raise ValueError("`outputs` must be a tensor or a non-empty sequence of tensors, got none.")
