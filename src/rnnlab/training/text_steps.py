@@ -1,0 +1,101 @@
+"""Training and evaluation steps of the text families: a stateful language-model step
+(truncated BPTT over a whole corpus) and the stream evaluation that reports nats per token,
+bits per character and perplexity.
+
+Why the state is detached between windows (pytorch/examples' ``repackage_hidden``): each
+window starts from the final state of the previous one, so the model sees the corpus as one
+unbroken sequence, but the graph is cut at the window boundary. Without the detach every
+backward would run back to the start of the corpus (memory and time growing without bound).
+The state is reset to zeros at the start of every epoch (the stream starts over).
+
+Metrics (Graves 2013; nanoGPT's ``val loss`` is the first): ``loss`` is the mean negative
+log-likelihood in nats per target token over the whole stream, ``bpc = loss / ln 2`` (char
+level), ``perplexity = exp(loss)`` (word level).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnlab.data.text_corpora import LMStream
+from rnnlab.layers import detach_state
+
+from .steps import update
+
+__all__ = ["LMTrainStep", "evaluate_stream", "lm_metrics"]
+
+
+def lm_metrics(nats: float, level: str) -> dict[str, float]:
+    """``{"loss": nats}`` plus ``bpc`` (char level) or ``perplexity`` (word level)."""
+    out = {"loss": nats}
+    if level == "char":
+        out["bpc"] = nats / math.log(2)
+    else:
+        out["perplexity"] = math.exp(min(nats, 700.0))
+    return out
+
+
+class LMTrainStep:
+    """``step(model, (x, y), optimizer)`` on window ``x`` (B, T) with next tokens ``y``,
+    starting from the state the previous window left (detached). ``reset()`` (epoch start)
+    forgets it; ``state_dict()`` holds it for a mid-epoch checkpoint."""
+
+    def __init__(self, *, clip_norm=None, clip_value=None, amp=None) -> None:
+        self.clip_norm, self.clip_value, self.amp = clip_norm, clip_value, amp
+        self.state = None
+
+    def reset(self) -> None:
+        self.state = None
+
+    def start_epoch(self) -> None:  # the loop's epoch-start hook
+        self.reset()
+
+    def __call__(self, model: nn.Module, batch, optimizer) -> dict[str, float]:
+        x, y = batch[0], batch[1]
+        model.train()
+        amp = self.amp
+        with amp.autocast() if amp is not None else contextlib.nullcontext():
+            logits, state = model(x, self.state)  # (B, T, V)
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1))
+        norm = update(
+            loss, model, optimizer, clip_norm=self.clip_norm, clip_value=self.clip_value, amp=amp
+        )
+        # detach: the next window starts from this state, but its gradient stops here
+        self.state = detach_state(state)
+        return {"loss": loss.item(), "grad_norm": norm}
+
+    def state_dict(self) -> dict:
+        return {"state": self.state}
+
+    def load_state_dict(self, data: dict) -> None:
+        self.state = data.get("state")
+
+
+@torch.no_grad()
+def evaluate_stream(
+    model: nn.Module,
+    ids: Tensor,
+    level: str,
+    *,
+    bptt: int = 256,
+    batch_size: int = 1,
+    device: str | torch.device = "cpu",
+) -> dict[str, float]:
+    """Mean NLL over every target of ``ids`` (the whole stream with ``batch_size=1``; else
+    the ``(len - 1) % batch_size`` tail is left out), the state carried across windows, plus
+    ``bpc`` or ``perplexity`` (:func:`lm_metrics`) and ``tokens``, the targets scored."""
+    model.eval()
+    stream = LMStream(ids, batch_size, bptt)
+    total, state = 0.0, None
+    for x, y in stream:
+        logits, state = model(x.to(device), state)
+        total += F.cross_entropy(
+            logits.reshape(-1, logits.size(-1)).double(), y.to(device).reshape(-1),
+            reduction="sum",
+        ).item()  # fmt: skip
+    return {**lm_metrics(total / stream.tokens, level), "tokens": float(stream.tokens)}
