@@ -20,14 +20,15 @@ def test_lm_stream_equals_hand_computed_alphabet():
     stream = LMStream(ids, batch_size=4, bptt=4)
     windows = list(stream)
     assert len(stream) == len(windows) == 2 and stream.tokens == 24
-    x0, y0 = windows[0]
+    assert [bool(w[2]) for w in windows] == [True, False]  # the first window of a pass
+    x0, y0, _ = windows[0]
     assert x0.tolist() == [[0, 1, 2, 3], [6, 7, 8, 9], [12, 13, 14, 15], [18, 19, 20, 21]]
     assert y0.tolist() == [[1, 2, 3, 4], [7, 8, 9, 10], [13, 14, 15, 16], [19, 20, 21, 22]]
-    x1, y1 = windows[1]
+    x1, y1, _ = windows[1]
     assert x1.tolist() == [[4, 5], [10, 11], [16, 17], [22, 23]]
     assert y1.tolist() == [[5, 6], [11, 12], [17, 18], [23, 24]]
     # every target of the stream but the dropped tail is seen exactly once
-    targets = torch.cat([y.flatten() for _, y in windows]).sort().values
+    targets = torch.cat([y.flatten() for _, y, _ in windows]).sort().values
     assert targets.tolist() == list(range(1, 25))
 
 
@@ -36,10 +37,10 @@ def test_lm_stream_resumes_mid_epoch_and_rewinds():
     it = iter(stream)
     next(it)
     saved = stream.state_dict()
-    rest = [x.tolist() for x, _ in it]
+    rest = [x.tolist() for x, _, _ in it]
     again = LMStream(torch.arange(50), batch_size=2, bptt=3)
     again.load_state_dict(saved)
-    assert [x.tolist() for x, _ in again] == rest
+    assert [x.tolist() for x, _, _ in again] == rest
     assert again.position == 0 and len(list(again)) == len(again)  # next epoch from the start
 
 

@@ -98,3 +98,39 @@ def test_metrics_of_a_uniform_model_are_log_v():
     word = evaluate_stream(Uniform(50), ids, "word", bptt=64, batch_size=4)
     assert word["perplexity"] == pytest.approx(50.0)
     assert lm_metrics(2.0, "word")["perplexity"] == pytest.approx(math.exp(2.0))
+
+
+def test_lm_step_resets_at_the_stream_start_and_resumes_mid_pass_bit_exactly():
+    import copy
+
+    from rnnlab.data.text_corpora import LMStream
+    from rnnlab.training.text_steps import LMTrainStep
+
+    ids = torch.randint(0, 10, (400,), generator=torch.Generator().manual_seed(0))
+
+    def fresh():
+        torch.manual_seed(0)
+        model = LanguageModel(10, 4, 6)
+        return model, torch.optim.Adam(model.parameters(), 1e-2), LMStream(ids, 4, 7), LMTrainStep()
+
+    model, opt, stream, step = fresh()
+    saved = None
+    for epoch in range(2):
+        for i, batch in enumerate(stream):
+            if epoch == 0 and i == 0:
+                assert step.state is None  # reset at the first window
+            step(model, batch, opt)
+            if epoch == 0 and i == 5:  # a mid-epoch checkpoint
+                saved = copy.deepcopy((model.state_dict(), opt.state_dict(),
+                                       stream.state_dict(), step.state_dict()))  # fmt: skip
+        assert step.state is not None
+    model2, opt2, stream2, step2 = fresh()
+    model2.load_state_dict(saved[0])
+    opt2.load_state_dict(saved[1])
+    stream2.load_state_dict(saved[2])
+    step2.load_state_dict(saved[3])
+    for _ in range(2):  # the rest of epoch 0, then epoch 1
+        for batch in stream2:
+            step2(model2, batch, opt2)
+    for a, b in zip(model.parameters(), model2.parameters(), strict=True):
+        assert torch.equal(a, b)

@@ -145,9 +145,11 @@ def load_corpus(
 
 
 class LMStream:
-    """Windows ``(x, y)`` of shape (B, <= bptt) over ``ids`` cut into ``batch_size``
-    contiguous columns (module docstring). Iterating starts at ``position`` (0 after a full
-    pass), so a checkpoint taken mid-epoch (:meth:`state_dict`) resumes at the next window.
+    """Windows ``(x, y, start)`` over ``ids`` cut into ``batch_size`` contiguous columns
+    (module docstring): ``x``, ``y`` (B, <= bptt) and ``start`` a bool scalar tensor, True
+    for the first window of a pass (where a stateful model starts from zeros). Iterating
+    starts at ``position`` (0 after a full pass), so a checkpoint taken mid-epoch
+    (:meth:`state_dict`) resumes at the next window.
     """
 
     def __init__(self, ids: Tensor, batch_size: int, bptt: int) -> None:
@@ -182,7 +184,7 @@ class LMStream:
             t0 = self.position
             t1 = min(t0 + self.bptt, self.steps)
             self.position = t1
-            yield self.data[:, t0:t1], self.data[:, t0 + 1 : t1 + 1]
+            yield self.data[:, t0:t1], self.data[:, t0 + 1 : t1 + 1], torch.tensor(t0 == 0)
         self.position = 0
 
     def state_dict(self) -> dict:

@@ -6,7 +6,7 @@ Why the state is detached between windows (pytorch/examples' ``repackage_hidden`
 window starts from the final state of the previous one, so the model sees the corpus as one
 unbroken sequence, but the graph is cut at the window boundary. Without the detach every
 backward would run back to the start of the corpus (memory and time growing without bound).
-The state is reset to zeros at the start of every epoch (the stream starts over).
+The state is reset to zeros at the first window of every pass (the stream starts over).
 
 Metrics (Graves 2013; nanoGPT's ``val loss`` is the first): ``loss`` is the mean negative
 log-likelihood in nats per target token over the whole stream, ``bpc = loss / ln 2`` (char
@@ -41,22 +41,20 @@ def lm_metrics(nats: float, level: str) -> dict[str, float]:
 
 
 class LMTrainStep:
-    """``step(model, (x, y), optimizer)`` on window ``x`` (B, T) with next tokens ``y``,
-    starting from the state the previous window left (detached). ``reset()`` (epoch start)
-    forgets it; ``state_dict()`` holds it for a mid-epoch checkpoint."""
+    """``step(model, (x, y, start), optimizer)`` on window ``x`` (B, T) with next tokens ``y``
+    (:class:`~rnnlab.data.text_corpora.LMStream`), starting from the state the previous window
+    left, detached; ``start`` (True on a pass's first window) resets it to zeros, so every
+    epoch starts over. ``state_dict()`` holds the carried state, so a checkpoint taken between
+    two windows resumes exactly."""
 
     def __init__(self, *, clip_norm=None, clip_value=None, amp=None) -> None:
         self.clip_norm, self.clip_value, self.amp = clip_norm, clip_value, amp
         self.state = None
 
-    def reset(self) -> None:
-        self.state = None
-
-    def start_epoch(self) -> None:  # the loop's epoch-start hook
-        self.reset()
-
     def __call__(self, model: nn.Module, batch, optimizer) -> dict[str, float]:
         x, y = batch[0], batch[1]
+        if len(batch) > 2 and bool(batch[2]):
+            self.state = None  # the first window of a pass: start from zeros
         model.train()
         amp = self.amp
         with amp.autocast() if amp is not None else contextlib.nullcontext():
@@ -65,15 +63,16 @@ class LMTrainStep:
         norm = update(
             loss, model, optimizer, clip_norm=self.clip_norm, clip_value=self.clip_value, amp=amp
         )
-        # detach: the next window starts from this state, but its gradient stops here
+        # Starting each window, the state is detached from how it was produced: without the
+        # detach, backward would run all the way to the start of the corpus.
         self.state = detach_state(state)
         return {"loss": loss.item(), "grad_norm": norm}
 
     def state_dict(self) -> dict:
         return {"state": self.state}
 
-    def load_state_dict(self, data: dict) -> None:
-        self.state = data.get("state")
+    def load_state_dict(self, data: dict | None) -> None:
+        self.state = (data or {}).get("state")
 
 
 @torch.no_grad()
@@ -92,7 +91,7 @@ def evaluate_stream(
     model.eval()
     stream = LMStream(ids, batch_size, bptt)
     total, state = 0.0, None
-    for x, y in stream:
+    for x, y, _ in stream:
         logits, state = model(x.to(device), state)
         total += F.cross_entropy(
             logits.reshape(-1, logits.size(-1)).double(), y.to(device).reshape(-1),
