@@ -134,3 +134,25 @@ def test_lm_step_resets_at_the_stream_start_and_resumes_mid_pass_bit_exactly():
             step2(model2, batch, opt2)
     for a, b in zip(model.parameters(), model2.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_report_shows_generated_text_and_shortens_a_saved_vocabulary(tmp_path):
+    import json
+
+    from rnnlab.evaluation.report import render_report
+
+    run = tmp_path / "lm"
+    (run / "samples").mkdir(parents=True)
+    vocab = json.dumps({"level": "word", "unk": "<unk>", "tokens": [f"w{i}" for i in range(500)]})
+    config = {"data": {"dataset": "ptb", "vocab": vocab}, "model": {"family": "language-model"}}
+    (run / "config.json").write_text(json.dumps({"config": config}))
+    (run / "metrics.jsonl").write_text(
+        "".join(
+            json.dumps({"epoch": e, "val_loss": 5.0 - e, "val_perplexity": 150.0 - e}) + "\n"
+            for e in (1, 2)
+        )  # fmt: skip
+    )
+    (run / "samples" / "epoch-002.txt").write_text("--- temperature 0.5\nthe <cat> sat\n")
+    page = render_report([run], out_dir=tmp_path / "out").read_text()
+    assert "Generated text" in page and "the &lt;cat&gt; sat" in page
+    assert "w499" not in page and "characters)" in page  # the vocabulary is not printed whole

@@ -59,6 +59,7 @@ def _scope(page: Page, scope: Scope, plots: Path, note: str = "") -> None:
     sections.curves_section(page, scope, plots)
     sections.analysis_sections(page, scope, plots)
     sections.image_sections(page, scope)
+    sections.text_section(page, scope)
     sections.summaries_section(page, scope, skip=note)
     if scope.level > 2:  # a group: its settings last, collapsed
         sections.config_section(page, scope)

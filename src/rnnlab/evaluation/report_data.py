@@ -25,10 +25,13 @@ from typing import Any
 SPLITS = {"train": "train", "training": "train", "val": "val", "valid": "val",
           "validation": "val", "dev": "val", "test": "test"}  # fmt: skip
 NO_PLOT = {"seconds", "time", "wall_time", "timestamp", "eps", "epoch", "step", "split"}
-LOWER = {"loss", "error", "err", "nll", "fid", "kid", "mse", "bce", "perplexity", "kl", "mae"}
+LOWER = {"loss", "error", "err", "nll", "fid", "kid", "mse", "bce", "perplexity", "kl", "mae",
+         "bpc"}  # fmt: skip
 HIGHER = {"accuracy", "acc", "auc", "auroc", "f1", "precision", "recall", "elbo", "iou"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MAX_IMAGES = 2000  # per run; the page shows each series' last epoch and a strip of earlier ones
+MAX_SETTING = 300  # characters of one setting shown in the configuration table
+MAX_TEXT = 4000  # characters of a generated-text sample shown
 MAX_CLASSES = 200
 
 
@@ -81,6 +84,7 @@ class RunData:
     gradients: dict[str, list[float]] = field(default_factory=dict)
     anomaly: Path | None = None  # anomaly_scores.csv of a seq-anomaly run
     images: list[Path] = field(default_factory=list)
+    texts: list[tuple[Path, str]] = field(default_factory=list)  # generated text samples
     image_sizes: dict[Path, tuple[int, int]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -110,6 +114,8 @@ class RunData:
                     walk(v, f"{key}.{k}" if key else str(k))
             else:
                 text = value if isinstance(value, str) and value else json.dumps(value)
+                if len(text) > MAX_SETTING:  # a saved vocabulary: its size, not its words
+                    text = f"{text[:60]}... ({len(text):,} characters)"
                 flat[key or "(config)"] = text
 
         walk(self.config, "")
@@ -271,6 +277,19 @@ def _find_images(run: RunData, exclude: tuple[Path, ...]) -> None:
     run.images = found
 
 
+def _find_texts(run: RunData) -> None:
+    """The last epoch's generated text (``samples/epoch-NNN.txt``, language models)."""
+    folder = run.path / "samples"
+    files = sorted(folder.glob("epoch-*.txt")) if folder.is_dir() else []
+    if files:
+        try:
+            text = files[-1].read_text(encoding="utf-8", errors="replace")
+        except OSError as err:
+            run.warnings.append(f"{files[-1].name}: not readable ({err})")
+            return
+        run.texts.append((files[-1].relative_to(run.path), text[:MAX_TEXT]))
+
+
 def load_run(path: str | os.PathLike, *, exclude: tuple[Path, ...] = (),
              error: type[Exception] = ValueError) -> RunData:  # fmt: skip
     """Read one run folder. Only ``config.json`` is required (``error`` is raised without
@@ -305,4 +324,5 @@ def load_run(path: str | os.PathLike, *, exclude: tuple[Path, ...] = (),
         run.anomaly = run.path / "anomaly_scores.csv"
     _read_curves(run)
     _find_images(run, exclude)
+    _find_texts(run)
     return run

@@ -347,6 +347,18 @@ def image_sections(page: Page, scope: Scope) -> None:
             page.grid(figures)
 
 
+def text_section(page: Page, scope: Scope) -> None:
+    """Generated text (language-model runs): the last epoch's samples at each temperature."""
+    found = [(r.name, rel, text) for r in scope.runs for rel, text in r.texts]
+    if not found:
+        return
+    page.heading(scope, "text", "Generated text")
+    for name, rel, text in found:
+        page.html.append(f"<p>{esc(name)}: {esc(rel.as_posix())}</p>")
+        page.md.append(f"{md(name)}: `{rel.as_posix()}`\n")
+        page.pre(text)
+
+
 def summaries_section(page: Page, scope: Scope, skip: str = "") -> None:
     """Each run's summary.txt, collapsed (one that only repeats ``skip`` is left out)."""
     found = [(r.name, r.summary) for r in scope.runs
