@@ -32,6 +32,7 @@ from rnnlab.data.text import Vocabulary
 from rnnlab.models.generation import generate
 from rnnlab.models.language import LanguageModel
 from rnnlab.training.text_steps import LMTrainStep
+from rnnlab.training.update import Update
 
 SHAPES = {
     "ptb-small": {
@@ -79,7 +80,7 @@ def torch_step(model: TorchLM, optimizer):
 
 
 def rnnlab_step(model: LanguageModel, optimizer):
-    step = LMTrainStep(clip_norm=5.0)
+    step = LMTrainStep(update=Update(clip_norm=5.0))
 
     def run(x, y) -> None:
         step(model, (x, y), optimizer)

@@ -16,6 +16,8 @@
     rnnlab report RUN [RUN ...] [--out DIR] [--title T]   HTML + Markdown report
     rnnlab tune PRESET --space SPACE.toml --trials N ...  Optuna study (rnnlab.tune)
     rnnlab sample RUN --n 64 --out grid.png [--label L]    samples of a VAE/GAN/VAE-GAN run
+    rnnlab generate RUN --prime "ROMEO:" [--length 500] [--temperature 0.8] [--top-k 40]
+                  [--seed 0] [--until "\\n"]     text from a language-model run
     rnnlab tour                                 the guided tour (rnnlab.tour)
 
 Options follow the verb, and each verb takes only the options it uses (``rnnlab VERB
@@ -57,6 +59,7 @@ VERBS = {
     "report": "rnnlab.cli.report",
     "tune": "rnnlab.cli.tune",
     "sample": "rnnlab.cli.sample",
+    "generate": "rnnlab.cli.generate",
     "tour": "rnnlab.cli.tour",
 }
 """Verb name -> the module that implements it (see the package docstring)."""

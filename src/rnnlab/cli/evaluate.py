@@ -4,7 +4,7 @@ rnnlab's own domain classifier, not Inception)."""
 
 from __future__ import annotations
 
-from .common import open_run, positive
+from .common import UsageError, open_run, positive
 
 HELP = "test metrics of a run folder"
 SHARED = ("data_dir",)
@@ -19,6 +19,20 @@ def add_arguments(p) -> None:
     p.add_argument("run", help="a run folder")
     p.add_argument("--n", type=positive, default=10_000, help="samples scored (VAE/GAN runs)")
     p.add_argument("--iw-k", type=positive, default=1000, help="importance samples for VAE NLL")
+    p.add_argument("--metric", default=None, help="print only this test metric (e.g. bpc, "
+                   "perplexity, accuracy)")  # fmt: skip
+
+
+def _check_metric(metric: str, metrics: dict, cfg) -> None:
+    """A metric the run does not report: one line saying which it does (and, for bits per
+    character asked of a word-level language model, why)."""
+    if f"test_{metric}" in metrics:
+        return
+    known = ", ".join(k.removeprefix("test_") for k in metrics)
+    if metric == "bpc" and "test_perplexity" in metrics:
+        raise UsageError(f"--metric bpc: bits per character apply to character-level runs; "
+                         f"RUN is a word-level language model (it reports {known})")  # fmt: skip
+    raise UsageError(f"--metric {metric}: RUN reports {known}")
 
 
 def run(args) -> int:
@@ -27,6 +41,9 @@ def run(args) -> int:
     data_dir = getattr(args, "data_dir", None)
     cfg, _ = open_run(args.run)  # a tampered run folder fails here, in one line
     metrics = experiment.evaluate_run(args.run, data_dir=data_dir)
+    if args.metric is not None:
+        _check_metric(args.metric, metrics, cfg)
+        metrics = {f"test_{args.metric}": metrics[f"test_{args.metric}"]}
     for key, value in metrics.items():
         print(f"{key}: {value:.4f}")
     from .outputs import write_classifier_outputs

@@ -17,10 +17,11 @@ from tqdm import tqdm
 from .common import Tour
 from .generative_parts import GENERATIVE_PARTS
 from .sequence_parts import SEQUENCE_PARTS
+from .text_part import TEXT_PARTS
 
-PARTS = {**SEQUENCE_PARTS, **GENERATIVE_PARTS}
+PARTS = {**SEQUENCE_PARTS, **TEXT_PARTS, **GENERATIVE_PARTS}
 ORDER = [name for name in (
-    "summary", "classifiers", "dynamic_rnn", "memory", "autoencoders", "vae", "gan",
+    "summary", "classifiers", "dynamic_rnn", "memory", "text", "autoencoders", "vae", "gan",
     "adversarial",
 ) if name in PARTS]  # fmt: skip
 

@@ -94,13 +94,32 @@ class DataConfig:
     n_test: int = key(2000, "adding problem: generated test sequences", ge=1)
     permute_seed: int = key(0, "view=permuted: seed of the fixed pixel permutation", ge=0,
                             lt=2**32)  # fmt: skip
+    # text (language-model, text-classify)
+    bptt: int = key(64, "language model: steps per truncated-BPTT window", ge=1)
+    level: str = key("char", "dataset=text language model: char or word tokens",
+                     choices=("char", "word"))  # fmt: skip
+    val_path: str = key("", "dataset=text: a validation file ('' = the last 10% of a corpus, "
+                        "data.val_fraction of the sentences)")  # fmt: skip
+    test_path: str = key("", "dataset=text: a test file ('' = none)")
+    format: str = key("auto", "labelled sentences: space (LABEL text), tsv (label<TAB>text), "
+                      "csv (label,text header) or auto",
+                      choices=("auto", "space", "tsv", "csv"))  # fmt: skip
+    max_vocab: int = key(0, "text: keep the most frequent tokens, the rest -> <unk> (0 = all)",
+                         ge=0)  # fmt: skip
+    min_freq: int = key(1, "text-classify: words seen fewer times in training -> <unk>", ge=1)
+    vocab: str = key("", "text: the vocabulary the run trained with, JSON (written by "
+                     "training; used unchanged by evaluate and generate)")  # fmt: skip
+    label_names: str = key("", "text-classify: the class names the run trained with, JSON "
+                           "(written by training)")  # fmt: skip
 
     # the user's own files (families seq-classify, forecast, seq-anomaly; rnnlab.data.files)
     train: str = key("", "seq-classify: the training file (.ts, .csv/.tsv, .npy/.npz)")
     test: str = key("", "seq-classify: the test file; '' = hold out data.test_fraction of train")
     test_fraction: float = key(0.2, "seq-classify without data.test: share of the training "
                                "file held out as the test split", gt=0.0, lt=1.0)  # fmt: skip
-    path: str = key("", "forecast / seq-anomaly: the series CSV, one row per time step")
+    path: str = key("", "forecast / seq-anomaly: the series CSV, one row per time step; "
+                    "dataset=text: your UTF-8 corpus (language-model) or labelled sentences "
+                    "(text-classify)")  # fmt: skip
     target: str = key(
         "",
         "seq-classify: a CSV's label column; forecast: the target column(s), "
@@ -187,10 +206,20 @@ class ModelConfig:
     residual: bool = key(True, "forecast: predict the change from the last observed value")
     threshold_k: float = key(5.0, "seq-anomaly: threshold = median + k * 1.4826 MAD of the "
                              "probationary scores", gt=0.0)  # fmt: skip
+    # text (language-model, text-classify)
+    embed_dim: int = key(128, "text: token embedding width", ge=1)
+    tie_weights: bool = key(False, "language model: the projection reuses the embedding "
+                            "(Press & Wolf 2016; needs embed_dim == hidden_size)")  # fmt: skip
+    init_scale: float = key(0.0, "language model: every weight U(-s, s) (Zaremba et al.: 0.1); "
+                            "0 = the layers' init", ge=0.0)  # fmt: skip
+    pooling: str = key("last", "text-classify: last states, or max / mean over the valid words",
+                       choices=("last", "max", "mean"))  # fmt: skip
+    embed_dropout: float = key(0.0, "text-classify: dropout on the word embeddings", ge=0.0,
+                               lt=1.0)  # fmt: skip
 
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "adagrad", "adamw")
-SCHEDULES = ("none", "step", "cosine", "onecycle", "plateau")
+SCHEDULES = ("none", "step", "decay", "cosine", "onecycle", "plateau")
 
 
 @dataclass
@@ -205,8 +234,10 @@ class TrainConfig:
     beta2: float = key(0.999, "adam / adamw beta2", ge=0.0, lt=1.0)
     weight_decay: float = key(0.0, "weight decay of the optimizer", ge=0.0)
     schedule: str = key("none", "learning-rate schedule", choices=SCHEDULES)
-    step_size: int = key(10, "schedule=step: epochs between decays", ge=1)
-    gamma: float = key(0.1, "schedule=step/plateau: decay factor", gt=0.0, le=1.0)
+    step_size: int = key(10, "schedule=step: epochs between decays; decay: epochs at the full "
+                         "lr", ge=1)  # fmt: skip
+    gamma: float = key(0.1, "schedule=step/decay/plateau: decay factor (decay: per epoch)",
+                       gt=0.0, le=1.0)  # fmt: skip
     clip_norm: float | None = key(None, "rescale the global gradient norm to at most this "
                                   "(Pascanu et al. 2013); none = off", gt=0.0)  # fmt: skip
     clip_value: float | None = key(None, "clamp each gradient component to +-this; none = off",
@@ -254,6 +285,9 @@ class TrainConfig:
     samples: int = key(64, "images in each epoch's sample grid", ge=1)
     pretrain_epochs: int = key(1, "stacked autoencoder: greedy epochs per layer before "
                                "fine-tuning", ge=0)  # fmt: skip
+    time_budget: float = key(0.0, "stop training after this many seconds (mid-epoch if need "
+                             "be), checkpoint, then the final evaluation; 0 = none",
+                             ge=0.0)  # fmt: skip
 
 
 @dataclass

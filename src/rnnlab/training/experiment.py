@@ -161,6 +161,8 @@ def train(
         scheduler, interval = build_schedule(cfg, optimizer, per_epoch)
         train_step, eval_step = steps_for(cfg, precision, graph=graph, log=log)
         extras = {"scaler": precision}
+        if hasattr(train_step, "state_dict"):  # a step with state (a language model's carry)
+            extras["step"] = train_step
 
         state = None
         if resume_from is not None:
@@ -196,6 +198,7 @@ def train(
             scheduler_interval=interval, patience=t.patience, max_steps=max_steps,
             monitor=family.monitor, restore_best=t.restore_best, progress=progress,
             best_checkpoint=best,
+            time_budget=t.time_budget,
         )  # fmt: skip
         try:
             state = fit(
@@ -219,7 +222,8 @@ def train(
                 run.unlock()
         test = evaluate(model, eval_step, test_data, device)
         result = {"run": str(run.path) if run and not dry_run else None, "epochs": state.epoch,
-                  "stopped": state.stopped, "parameters": n_params}  # fmt: skip
+                  "stopped": state.stopped, "parameters": n_params,
+                  "train_seconds": state.train_seconds}  # fmt: skip
         if state.restored:
             result["restored_best_epoch"] = state.restored
         result |= {f"test_{k}": v for k, v in test.items()}

@@ -126,6 +126,7 @@ class FitState:
     bad_epochs: int = 0  # epochs since the best (early stopping)
     stopped: str = ""  # why training ended early, if it did
     restored: int = 0  # the epoch whose weights restore_best put back (0 = none)
+    train_seconds: float = 0.0  # time spent in training passes (not evaluation)
 
 
 @dataclass
@@ -138,7 +139,9 @@ class FitOptions:
     best, no early stopping); ``restore_best``: end with the best epoch's weights (only when
     there is validation data); ``progress``: a tqdm bar per epoch; ``best_checkpoint``: the
     file restore_best reads the best weights from when they are not in memory (a resumed run
-    whose best epoch came before the resume; default: the run's best.pt)."""
+    whose best epoch came before the resume; default: the run's best.pt); ``time_budget`` > 0:
+    stop once ``FitState.train_seconds`` reaches it, after the step that crossed it (the
+    partial epoch is evaluated, checkpointed and counts as an epoch)."""
 
     scheduler_interval: str = "epoch"
     patience: int = 0
@@ -147,6 +150,7 @@ class FitOptions:
     restore_best: bool = False
     progress: bool = False
     best_checkpoint: str | None = None  # where restore_best finds the best weights after a resume
+    time_budget: float = 0.0  # seconds of training, then stop (mid-epoch if need be); 0 = none
 
 
 def _to(batch, device) -> tuple:
@@ -212,9 +216,23 @@ def _stop(state: FitState, e: NonFiniteError, where: str) -> TrainingStopped:
     return TrainingStopped(f"training stopped: {e} ({state.stopped})", state)
 
 
+def _out_of_time(state: FitState, options: FitOptions, started: float | None = None) -> bool:
+    """Whether the time budget is spent (the time of the running epoch since ``started``
+    included); says so in ``state.stopped``."""
+    spent = state.train_seconds + (time.perf_counter() - started if started is not None else 0)
+    if not options.time_budget or spent < options.time_budget:
+        return False
+    state.stopped = (
+        f"time budget: {options.time_budget:g} s of training reached at epoch "
+        f"{state.epoch + 1}, step {state.step}"
+    )
+    return True
+
+
 def _train_epoch(model, optimizer, train_data, step, scheduler, state, options, device, bar):
-    """One pass over ``train_data``; returns the epoch's mean train metrics."""
-    sums, seen = {}, 0
+    """One pass over ``train_data`` (or until the time budget); returns the epoch's mean
+    train metrics."""
+    sums, seen, started = {}, 0, time.perf_counter()
     step.on_epoch_start(state.epoch, bar.total)
     for i, batch in enumerate(train_data):
         if options.max_steps and i >= options.max_steps:
@@ -233,6 +251,8 @@ def _train_epoch(model, optimizer, train_data, step, scheduler, state, options, 
             seen += n
             bar.set_postfix({k: f"{v / seen:.4g}" for k, v in sums.items()}, refresh=False)
         bar.update()
+        if _out_of_time(state, options, started):
+            break
     try:
         deferred, n = step.epoch_metrics()  # one device -> host read per epoch
     except NonFiniteError as e:
@@ -287,6 +307,9 @@ def fit(
     restore = options.restore_best and options.monitor and val_data is not None
     best_weights, state.restored = None, 0
     while state.epoch < epochs:
+        if _out_of_time(state, options):  # spent before this epoch (a resumed run)
+            say(state.stopped)
+            break
         t0 = time.perf_counter()
         total = min(len(train_data), options.max_steps) if options.max_steps else len(train_data)
         bar = tqdm(
@@ -300,7 +323,9 @@ def fit(
         finally:
             bar.close()
         state.epoch += 1
-        record = {"epoch": state.epoch, "step": state.step, "seconds": time.perf_counter() - t0}
+        state.train_seconds += time.perf_counter() - t0
+        record = {"epoch": state.epoch, "step": state.step, "seconds": time.perf_counter() - t0,
+                  "training_seconds": state.train_seconds}  # fmt: skip
         record |= train
         record["lr"] = float(optimizer.param_groups[0]["lr"])  # a tensor under capturable Adam
         if val_data is not None and eval_step is not None:

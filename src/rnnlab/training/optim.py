@@ -5,7 +5,8 @@ the one loop and checkpoint exactly like a family with one.
 - :func:`build_optimizer`: SGD (momentum, Nesterov: Sutskever et al. 2013), RMSprop
   (Hinton's lecture 6e), AdaGrad (Duchi et al. 2011), Adam (Kingma & Ba 2015), AdamW
   (Loshchilov & Hutter 2019), each with ``weight_decay``.
-- :func:`build_schedule`: step decay, cosine annealing (Loshchilov & Hutter 2017), one-cycle
+- :func:`build_schedule`: step decay, per-epoch decay after a plateau of full lr (Zaremba
+  et al. 2014), cosine annealing (Loshchilov & Hutter 2017), one-cycle
   (Smith & Topin 2019), reduce-on-plateau; ``(scheduler, interval)`` for :func:`..loop.fit`.
 - :class:`MultiOptimizer` / :class:`MultiScheduler`: named optimizers (schedulers) behind the
   single-optimizer interface the loop and checkpoints use (``state_dict``,
@@ -118,6 +119,9 @@ def _schedule(cfg: Config, optimizer: torch.optim.Optimizer, steps_per_epoch: in
     sched = torch.optim.lr_scheduler
     if t.schedule == "step":
         return sched.StepLR(optimizer, t.step_size, t.gamma), "epoch"
+    if t.schedule == "decay":  # Zaremba et al. 2014: lr * gamma ** max(0, epoch + 1 - step_size)
+        full, gamma = t.step_size, t.gamma
+        return sched.LambdaLR(optimizer, lambda e: gamma ** max(0, e + 1 - full)), "epoch"
     if t.schedule == "cosine":
         return sched.CosineAnnealingLR(optimizer, T_max=total), "step"
     if t.schedule == "onecycle":

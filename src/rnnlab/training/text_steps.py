@@ -15,7 +15,6 @@ level), ``perplexity = exp(loss)`` (word level).
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
@@ -25,7 +24,8 @@ from torch import Tensor, nn
 from rnnlab.data.text_corpora import LMStream
 from rnnlab.layers import detach_state
 
-from .steps import update
+from .loop import Step
+from .update import Update
 
 __all__ = ["LMTrainStep", "evaluate_stream", "lm_metrics"]
 
@@ -40,15 +40,15 @@ def lm_metrics(nats: float, level: str) -> dict[str, float]:
     return out
 
 
-class LMTrainStep:
+class LMTrainStep(Step):
     """``step(model, (x, y, start), optimizer)`` on window ``x`` (B, T) with next tokens ``y``
     (:class:`~rnnlab.data.text_corpora.LMStream`), starting from the state the previous window
     left, detached; ``start`` (True on a pass's first window) resets it to zeros, so every
     epoch starts over. ``state_dict()`` holds the carried state, so a checkpoint taken between
     two windows resumes exactly."""
 
-    def __init__(self, *, clip_norm=None, clip_value=None, amp=None) -> None:
-        self.clip_norm, self.clip_value, self.amp = clip_norm, clip_value, amp
+    def __init__(self, *, update: Update | None = None) -> None:
+        self.update = update or Update()
         self.state = None
 
     def __call__(self, model: nn.Module, batch, optimizer) -> dict[str, float]:
@@ -56,20 +56,20 @@ class LMTrainStep:
         if len(batch) > 2 and bool(batch[2]):
             self.state = None  # the first window of a pass: start from zeros
         model.train()
-        amp = self.amp
-        with amp.autocast() if amp is not None else contextlib.nullcontext():
+        with self.update.autocast():
             logits, state = model(x, self.state)  # (B, T, V)
             loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1))
-        norm = update(
-            loss, model, optimizer, clip_norm=self.clip_norm, clip_value=self.clip_value, amp=amp
-        )
+        out = self.update(loss, model, optimizer)  # clip, guard, step: the one update path
         # Starting each window, the state is detached from how it was produced: without the
         # detach, backward would run all the way to the start of the corpus.
         self.state = detach_state(state)
-        return {"loss": loss.item(), "grad_norm": norm}
+        return {"loss": loss.item(), **out}
 
     def state_dict(self) -> dict:
-        return {"state": self.state}
+        """The carried state as plain tensors (a checkpoint loads without unpickling code)."""
+        if self.state is None:
+            return {"state": None}
+        return {"state": [tuple(s) if isinstance(s, tuple) else s for s in self.state]}
 
     def load_state_dict(self, data: dict | None) -> None:
         self.state = (data or {}).get("state")

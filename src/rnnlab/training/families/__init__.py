@@ -78,7 +78,7 @@ COMMON_KEYS = frozenset({
     "train.patience", "train.restore_best", "train.device", "train.precision",
     "train.cuda_graph", "train.max_steps", "train.eval_batch_size", "train.kernel_l1",
     "train.kernel_l2", "train.recurrent_l1", "train.recurrent_l2", "train.bias_l1",
-    "train.bias_l2", "train.max_norm",
+    "train.bias_l2", "train.max_norm", "train.time_budget",
     "run.out_dir", "run.name", "run.description", "run.preset", "run.tensorboard",
 })  # fmt: skip
 

@@ -1,0 +1,153 @@
+"""text-classify: sentence classification with a (stacked) bidirectional LSTM / GRU over word
+embeddings learnt from scratch (no pretrained vectors; Kim 2014's CNN-rand is the anchor).
+
+Data (:mod:`rnnlab.data.text_classification`): ``data.dataset`` ``sst2`` (train / dev / test
+as given), ``trec`` (train / test) or ``text`` (the user's ``label<TAB>text``, ``LABEL text``
+or CSV file ``data.path``, optional ``data.val_path`` / ``data.test_path``, ``data.format``).
+Without a validation file, ``data.val_fraction`` of the training sentences is held out (a
+fixed permutation): model choice never sees the test set. The word vocabulary
+(``data.max_vocab``, ``data.min_freq``) and the label names are built on the training split
+and saved in the run's config (``data.vocab``, ``data.label_names``, JSON); a test label training
+never saw is an error naming it. Batches are ``(ids, labels, lengths)``, padded.
+
+Model (:class:`rnnlab.models.text_classifier.TextClassifier`): ``model.kind`` lstm | gru |
+simple_rnn, ``model.bidirectional`` (default on here), ``model.pooling`` last | max | mean,
+``model.embed_dim``, ``model.embed_dropout``, ``model.layer_dropout``, ``model.head_dropout``.
+Steps and metrics are the classify family's (cross-entropy, accuracy).
+"""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from torch import nn
+
+from rnnlab.data.text import TextDataError, Vocabulary
+from rnnlab.data.text_classification import (
+    CLASSIFICATION_SETS,
+    Labelled,
+    LabelSet,
+    build_word_vocab,
+    encode_labelled,
+    load_classification,
+)
+from rnnlab.models.text_classifier import TEXT_KINDS, TextClassifier
+
+from ..config import Config, changed_keys
+from . import Data, DataSpec, Family, StepContext
+from ._common import VAL_SEED, DataError
+from .classify import classify_eval, classify_step
+
+__all__ = ["FAMILY", "labels_of", "vocabulary_of"]
+
+DATASETS = (*CLASSIFICATION_SETS, "text")
+KEYS = frozenset({
+    "data.path", "data.val_path", "data.test_path", "data.format", "data.max_vocab",
+    "data.min_freq", "data.vocab", "data.label_names",
+    "model.hidden_size", "model.num_layers", "model.bidirectional", "model.dropout",
+    "model.recurrent_dropout", "model.layer_dropout", "model.head_dropout",
+    "model.implementation", "model.init", "model.activation", "model.embed_dim",
+    "model.embed_dropout", "model.pooling",
+})  # fmt: skip
+
+
+def vocabulary_of(cfg: Config) -> Vocabulary | None:
+    return Vocabulary.from_dict(json.loads(cfg.data.vocab)) if cfg.data.vocab else None
+
+
+def labels_of(cfg: Config) -> LabelSet | None:
+    return LabelSet(json.loads(cfg.data.label_names)) if cfg.data.label_names else None
+
+
+def _carve(data: Labelled, fraction: float) -> tuple[Labelled, Labelled]:
+    """``fraction`` of ``data`` held out by a fixed permutation (the same for every run)."""
+    n = len(data.labels)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(VAL_SEED)).tolist()
+    n_val = max(1, int(n * fraction))
+    if n_val >= n:
+        raise DataError(f"`data.val_fraction` {fraction} of {n} sentences leaves none to train on")
+
+    def pick(idx):
+        return Labelled([data.labels[i] for i in idx], [data.tokens[i] for i in idx],
+                        [data.lines[i] for i in idx], data.path)  # fmt: skip
+
+    return pick(sorted(order[n_val:])), pick(sorted(order[:n_val]))
+
+
+def _synthetic(vocab: Vocabulary, labels: LabelSet, n: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, 12, (n,), generator=g)
+    ids = torch.randint(1, len(vocab), (n, 12), generator=g)
+    ids[torch.arange(12)[None] >= lengths[:, None]] = 0
+    return ids, torch.randint(0, len(labels), (n,), generator=g), lengths
+
+
+def build_data(cfg: Config, dry_run: bool) -> Data:
+    d = cfg.data
+    vocab, labels = vocabulary_of(cfg), labels_of(cfg)
+    if dry_run:  # nothing read: random sentences over the saved vocabulary (or 50 words)
+        vocab = vocab or Vocabulary(["<pad>", "<unk>", *(f"w{i}" for i in range(48))], "word",
+                                    "<unk>")  # fmt: skip
+        labels = labels or LabelSet(["0", "1"])
+        splits = [_synthetic(vocab, labels, n, s) for s, n in ((0, 128), (1, 32), (2, 32))]
+        source = "synthetic sentences (dry run)"
+    else:
+        raw = load_classification(
+            d.dataset, root=d.data_dir, train_path=d.path or None, val_path=d.val_path or None,
+            test_path=d.test_path or None, fmt=d.format,
+        )  # fmt: skip
+        train, val, test = raw["train"], raw["val"], raw["test"]
+        if d.limit:
+            train = Labelled(train.labels[: d.limit], train.tokens[: d.limit],
+                             train.lines[: d.limit], train.path)  # fmt: skip
+        if val is None and d.val_fraction > 0:
+            train, val = _carve(train, d.val_fraction)
+        if test is None:
+            raise TextDataError("`data.test_path` must name a labelled test file")
+        vocab = vocab or build_word_vocab(train, min_freq=d.min_freq, max_size=d.max_vocab)
+        labels = labels or LabelSet.build(train.labels)
+        splits = [encode_labelled(s, vocab, labels) if s is not None else None
+                  for s in (train, val, test)]  # fmt: skip
+        n_val = len(val.labels) if val is not None else 0
+        source = (f"{d.dataset} ({train.path}): {len(train.labels):,} train / {n_val:,} val / "
+                  f"{len(test.labels):,} test sentences, {len(vocab):,} words, "
+                  f"{len(labels)} classes")  # fmt: skip
+        d.vocab = json.dumps(vocab.to_dict(), ensure_ascii=False)  # saved in config.json
+        d.label_names = json.dumps(labels.names, ensure_ascii=False)
+    info = {"vocab": vocab, "labels": labels}
+    return Data(splits[0], splits[1], splits[2], len(labels), source, info)
+
+
+def build_model(cfg: Config, spec: DataSpec) -> nn.Module:
+    m = cfg.model
+    bidirectional = m.bidirectional if "model.bidirectional" in changed_keys(cfg) else True
+    return TextClassifier(
+        len(spec.info["vocab"]), spec.num_classes, m.embed_dim, m.hidden_size, m.num_layers,
+        kind=m.kind, bidirectional=bidirectional, pooling=m.pooling,
+        embed_dropout=m.embed_dropout, layer_dropout=m.layer_dropout,
+        head_dropout=m.head_dropout, rnn_dropout=m.dropout,
+        recurrent_dropout=m.recurrent_dropout, implementation=m.implementation, init=m.init,
+        activation=m.activation,
+    )  # fmt: skip
+
+
+def steps(cfg: Config, ctx: StepContext):
+    import functools
+
+    return functools.partial(classify_step, update=ctx.update), classify_eval
+
+
+FAMILY = Family(
+    name="text-classify",
+    description="sentence classifiers: embedding -> bidirectional LSTM/GRU -> pooling -> "
+    "dense; accuracy",
+    kinds=TEXT_KINDS,
+    datasets=DATASETS,
+    build_data=build_data,
+    build_model=build_model,
+    steps=steps,
+    keys=KEYS,
+    supports=frozenset({"precision"}),
+    summary_input=lambda cfg, spec: None,
+)

@@ -1,0 +1,140 @@
+"""The language-model and text-classify families through the command line: training on a
+user's own files, the saved vocabulary, evaluate, generate, the time budget and its exact
+resume, and one-line errors for bad input (nothing half-written)."""
+
+import json
+
+import pytest
+import torch
+
+from rnnlab.cli import main
+from rnnlab.training.checkpoint import load_checkpoint
+
+WORDS = "the cat sat on the mat . a dog ran to the cat . the mat was red .".split()
+LM = [
+    "--model.family=language-model", "--data.dataset=text", "--model.hidden_size=16",
+    "--model.embed_dim=8", "--data.batch_size=4", "--data.bptt=16", "--train.epochs=2",
+    "--train.restore_best=false", "--no-progress",
+]  # fmt: skip
+
+
+def _corpus(tmp_path, n=400):
+    g = torch.Generator().manual_seed(0)
+    lines = [torch.randint(0, len(WORDS), (9,), generator=g) for _ in range(n // 9 * 2)]
+    text = "\n".join(" ".join(WORDS[int(i)] for i in line) for line in lines)
+    path = tmp_path / "corpus.txt"
+    path.write_text(text + "\n")
+    return path
+
+
+def _train(tmp_path, name, extra, capsys):
+    argv = ["train", "char-shakespeare", *LM, f"--run.out_dir={tmp_path / 'runs'}",
+            f"--run.name={name}", *extra]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    return tmp_path / "runs" / name
+
+
+def _error(capsys, argv):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rnnlab: error: ") and "\n" not in err
+    return err
+
+
+def test_char_lm_trains_saves_its_vocabulary_evaluates_and_generates(tmp_path, capsys):
+    corpus = _corpus(tmp_path)
+    run = _train(tmp_path, "char", [f"--data.path={corpus}"], capsys)
+    cfg = json.loads((run / "config.json").read_text())["config"]
+    vocab = json.loads(cfg["data"]["vocab"])
+    assert vocab["level"] == "char" and sorted(vocab["tokens"]) == sorted(set(corpus.read_text()))
+    assert (run / "samples" / "epoch-002.txt").read_text().count("--- temperature") == 3
+    assert main(["evaluate", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "test_loss" in out and "test_bpc" in out
+    argv = ["generate", str(run), "--prime", "the ", "--length", "30", "--seed", "3"]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert main(argv) == 0
+    assert capsys.readouterr().out == first and first.startswith("the ")
+    assert main([*argv, "--until", "a"]) == 0
+    assert capsys.readouterr().out.rstrip("\n").endswith("a")
+    assert "'Z', '!'" in _error(capsys, ["generate", str(run), "--prime", "thZe!"])
+    assert "--length" in _error(capsys, ["generate", str(run), "--length", "0"])
+    assert "bpc" in _error(capsys, ["evaluate", str(run), "--metric", "perplexity"])
+
+
+def test_word_lm_reports_perplexity_and_refuses_bpc(tmp_path, capsys):
+    run = _train(tmp_path, "word", [f"--data.path={_corpus(tmp_path)}", "--data.level=word"],
+                 capsys)  # fmt: skip
+    assert main(["evaluate", str(run), "--metric", "perplexity"]) == 0
+    assert "test_perplexity" in capsys.readouterr().out
+    err = _error(capsys, ["evaluate", str(run), "--metric", "bpc"])
+    assert "word-level" in err and "perplexity" in err
+    assert "'dog!'" in _error(capsys, ["generate", str(run), "--prime", "the dog!"])
+
+
+def test_time_budget_stops_mid_epoch_and_the_resume_is_bit_exact(tmp_path, capsys):
+    corpus = _corpus(tmp_path)
+    whole = _train(tmp_path, "whole", [f"--data.path={corpus}", "--train.epochs=1"], capsys)
+    cut = _train(tmp_path, "cut", [f"--data.path={corpus}", "--train.time_budget=1e-9"], capsys)
+    record = [json.loads(line) for line in (cut / "metrics.jsonl").read_text().splitlines()][0]
+    assert record["step"] == 1 and record["training_seconds"] > 0  # stopped after one window
+    assert "time budget" in (cut / "summary.txt").read_text()
+    # resume the cut run with no budget: the rest of the stream, with the carried state
+    assert main(["train", "--resume", str(cut), "--train.time_budget=0", "--no-progress"]) == 0
+    a = load_checkpoint(whole / "checkpoints" / "last.pt")["model"]
+    b = load_checkpoint(cut / "checkpoints" / "last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_time_budget_holds_for_other_families(tmp_path, capsys):
+    argv = ["train", "digits-lstm", "--train.epochs=3", "--train.time_budget=1e-9",
+            f"--run.out_dir={tmp_path}", "--run.name=d", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    records = (tmp_path / "d" / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(records[0])["step"] == 1 and "test_accuracy" in records[-1]
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\x01\xfe\xff binary"])
+def test_empty_or_binary_corpus_is_one_line_and_leaves_nothing(tmp_path, capsys, content):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(content)
+    argv = ["train", "char-shakespeare", *LM, f"--data.path={path}",
+            f"--run.out_dir={tmp_path / 'runs'}"]  # fmt: skip
+    assert "bad.txt" in _error(capsys, argv)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def _labelled(tmp_path, name, lines):
+    path = tmp_path / name
+    path.write_text("".join(f"{label}\t{text}\n" for label, text in lines))
+    return path
+
+
+CLS = [
+    "--model.family=text-classify", "--data.dataset=text", "--model.hidden_size=8",
+    "--model.embed_dim=8", "--train.epochs=2", "--data.batch_size=8", "--no-progress",
+]  # fmt: skip
+
+
+def test_text_classifier_on_a_users_tsv_and_its_errors(tmp_path, capsys):
+    sents = [("pos", "a good film"), ("neg", "a bad film"), ("pos", "good good"),
+             ("neg", "bad bad")] * 10  # fmt: skip
+    train = _labelled(tmp_path, "train.tsv", sents)
+    test = _labelled(tmp_path, "test.tsv", sents[:8])
+    common = ["train", "sst2-bilstm", *CLS, f"--data.path={train}", f"--run.out_dir={tmp_path}"]
+    assert main([*common, f"--data.test_path={test}", "--run.name=ok"]) == 0
+    cfg = json.loads((tmp_path / "ok" / "config.json").read_text())["config"]
+    assert json.loads(cfg["data"]["label_names"]) == ["neg", "pos"]
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "ok")]) == 0
+    assert "test_accuracy" in capsys.readouterr().out
+    odd = _labelled(tmp_path, "odd.tsv", [("pos", "good"), ("meh", "so so")])
+    err = _error(capsys, [*common, f"--data.test_path={odd}", "--run.name=odd"])
+    assert "label 'meh'" in err and "odd.tsv, line 2" in err
+    nolabel = tmp_path / "nolabel.tsv"
+    nolabel.write_text("pos\tgood\n\tno label\n")
+    err = _error(capsys, [*common, f"--data.test_path={nolabel}", "--run.name=nl"])
+    assert "nolabel.tsv, line 2" in err
+    assert not (tmp_path / "odd").exists() and not (tmp_path / "nl").exists()
