@@ -38,7 +38,7 @@ def part_text(tour: Tour) -> list[str]:
     corpus = tour.folder("text") / "docstrings.txt"
     text = docstring_corpus()
     atomic_write_text(corpus, text)
-    budget = 3 if tour.quick else 40
+    budget = 3 if tour.quick else 20
     r = tour.train("text", "char-shakespeare", "docstrings-lstm", [
         "--data.dataset=text", f"--data.path={corpus}", "--model.hidden_size=128",
         "--model.embed_dim=32", "--data.batch_size=32", "--data.bptt=64", "--train.epochs=50",
