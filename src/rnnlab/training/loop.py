@@ -31,7 +31,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.distributed as dist
@@ -126,7 +126,9 @@ class FitState:
     bad_epochs: int = 0  # epochs since the best (early stopping)
     stopped: str = ""  # why training ended early, if it did
     restored: int = 0  # the epoch whose weights restore_best put back (0 = none)
-    train_seconds: float = 0.0  # time spent in training passes (not evaluation)
+    # time spent in training passes (not evaluation); checkpointed beside "fit", not in it,
+    # so two runs that trained alike have equal "fit" records whatever their timing
+    train_seconds: float = field(default=0.0, compare=False)
 
 
 @dataclass
@@ -189,7 +191,8 @@ def _checkpoint(model, optimizer, scheduler, data, state: FitState, extras, reco
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "data": data.state_dict(),
-        "fit": asdict(state),
+        "fit": {k: v for k, v in asdict(state).items() if k != "train_seconds"},
+        "train_seconds": state.train_seconds,
         "rng": get_rng_state(),
         "record": record,
     }
@@ -207,8 +210,10 @@ def resume(path, model, optimizer, scheduler, data, extras: dict | None = None) 
         scheduler.load_state_dict(ckpt["scheduler"])
     data.load_state_dict(ckpt["data"])
     set_rng_state(ckpt["rng"])
-    known = set(FitState.__dataclass_fields__)
-    return FitState(**{k: v for k, v in ckpt["fit"].items() if k in known})
+    known = set(FitState.__dataclass_fields__) - {"train_seconds"}
+    state = FitState(**{k: v for k, v in ckpt["fit"].items() if k in known})
+    state.train_seconds = float(ckpt.get("train_seconds", 0.0))
+    return state
 
 
 def _stop(state: FitState, e: NonFiniteError, where: str) -> TrainingStopped:
@@ -324,8 +329,7 @@ def fit(
             bar.close()
         state.epoch += 1
         state.train_seconds += time.perf_counter() - t0
-        record = {"epoch": state.epoch, "step": state.step, "seconds": time.perf_counter() - t0,
-                  "training_seconds": state.train_seconds}  # fmt: skip
+        record = {"epoch": state.epoch, "step": state.step, "seconds": time.perf_counter() - t0}
         record |= train
         record["lr"] = float(optimizer.param_groups[0]["lr"])  # a tensor under capturable Adam
         if val_data is not None and eval_step is not None:
