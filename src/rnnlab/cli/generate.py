@@ -32,7 +32,12 @@ def add_arguments(p) -> None:
     p.add_argument("--top-k", type=int, default=0, help="sample among the k most likely (0 = all)")
     p.add_argument("--seed", type=seed, default=0, help="sampling seed (default 0)")
     p.add_argument("--until", default=None, help="stop once this string is written (\\n allowed)")
-    p.add_argument("--checkpoint", default="last", choices=("last", "best"))
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        choices=("last", "best"),
+        help="which weights (default: those the run ended with)",
+    )
 
 
 def run(args) -> int:
