@@ -19,8 +19,8 @@ from rnnlab.training.config import (
 )
 
 FAMILIES = (
-    "autoencode", "classify", "forecast", "gan", "regress", "seq-anomaly", "seq-classify",
-    "tbptt", "vae", "vaegan",
+    "autoencode", "classify", "forecast", "gan", "language-model", "regress", "seq-anomaly",
+    "seq-classify", "tbptt", "text-classify", "vae", "vaegan",
 )  # fmt: skip
 
 

@@ -62,7 +62,7 @@ CAPABILITIES = (
     "ddp",  # torchrun: the steps call the model's forward, which DDP wraps
     "cuda_graph",  # the train step can be captured whole (training/cuda_graph.py)
     "precision",  # forward + loss under autocast: bf16 / fp16 are allowed
-    "samples",  # writes image grids into the run folder each epoch
+    "samples",  # writes samples (image grids, generated text) into the run folder each epoch
     "generation",  # ``generate(model, z, labels)``: `rnnlab sample`, the sample-quality report
     "classes",  # the model maps one input to class logits: predict, attack, gates, accuracy
     "likelihood",  # an importance-weighted bound on -log p(x): the test NLL in nats

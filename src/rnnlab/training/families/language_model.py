@@ -189,7 +189,7 @@ FAMILY = Family(
     build_model=build_model,
     steps=steps,
     keys=LM_KEYS,
-    supports=frozenset({"precision"}),
+    supports=frozenset({"precision", "samples"}),
     samples=samples,
     summary_input=lambda cfg, spec: None,
 )
