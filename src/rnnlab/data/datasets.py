@@ -255,22 +255,24 @@ def _load_digits(split: str) -> ImageDataset:
 def _load_files(name: str, split: str, image_file: Path, label_file: Path) -> ImageDataset:
     spec = DATASETS[name]
     images, labels = read_idx(image_file), read_idx(label_file)
+    if images.ndim >= 1 and len(images) == 0:
+        raise IDXError(f"{image_file}: holds 0 images; expected at least one")
     if images.ndim != 3 or images.shape[1:] != spec.image_shape:
-        raise ValueError(
+        raise IDXError(
             f"{image_file}: expected images (N, {spec.image_shape[0]}, {spec.image_shape[1]}), "
             f"got {images.shape}"
         )
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
-        raise ValueError(
+        raise IDXError(
             f"{label_file}: expected 1-d integer labels, got {labels.dtype} {labels.shape}"
         )
     if len(images) != len(labels):
-        raise ValueError(
+        raise IDXError(
             f"{image_file} holds {len(images)} images but {label_file} holds {len(labels)} labels"
         )
     n_classes = len(spec.class_names)
     if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
-        raise ValueError(
+        raise IDXError(
             f"{label_file}: labels must lie in [0, {n_classes}), got {labels.min()}..{labels.max()}"
         )
     if images.dtype == np.uint8:
@@ -278,7 +280,7 @@ def _load_files(name: str, split: str, image_file: Path, label_file: Path) -> Im
     else:
         x = torch.from_numpy(images.astype(np.float32))
         if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
-            raise ValueError(f"{image_file}: float images must be finite and in [0, 1]")
+            raise IDXError(f"{image_file}: float images must be finite and in [0, 1]")
     y = torch.from_numpy(labels.astype(np.int64))
     return ImageDataset(x, y, list(spec.class_names), name, split, str(image_file.parent))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import stat
 import zlib
 from pathlib import Path
 
@@ -31,24 +32,61 @@ IDX_DTYPES: dict[int, np.dtype] = {
 }
 _CODE_OF_KIND = {(dt.kind, dt.itemsize): code for code, dt in IDX_DTYPES.items()}
 _GZIP_MAGIC = b"\x1f\x8b"
+_MAX_HEADER = 4 + 4 * 255  # magic + 255 dimensions
+_CHUNK = 1 << 20  # bytes decompressed or read per call
+#: Deflate's maximum expansion is about 1032:1; a gzip file of C bytes holds < 1100 C.
+_MAX_RATIO = 1100
 
 
 class IDXError(ValueError):
     """A file is not valid IDX: bad magic, unknown type, wrong size or corrupt gzip."""
 
 
-def _read_bytes(path: Path, limit: int | None = None) -> bytes:
-    """The file's (decompressed) bytes; with ``limit``, at most that many."""
-    with open(path, "rb") as f:
-        compressed = f.read(2) == _GZIP_MAGIC
-        f.seek(0)
-        if not compressed:
-            return f.read() if limit is None else f.read(limit)
+def _open(path: Path):
+    """``path`` opened for binary reading, refused unless it is a regular file.
+
+    ``O_NONBLOCK`` keeps a FIFO from blocking the open; the type check then refuses it
+    (and directories, devices, sockets) before a byte is read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        raise IDXError(f"{path}: cannot open ({e.strerror or e})") from e
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+            raise IDXError(f"{path}: is {kind}; expected an IDX file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _is_gzip(f) -> bool:
+    compressed = f.read(2) == _GZIP_MAGIC
+    f.seek(0)
+    return compressed
+
+
+def _read_bytes(path: Path, limit: int) -> bytes:
+    """At most ``limit`` of the file's (decompressed) bytes."""
+    with _open(path) as f:
+        if not _is_gzip(f):
+            return f.read(limit)
         try:
             with gzip.GzipFile(fileobj=f, mode="rb") as g:
-                return g.read() if limit is None else g.read(limit)
+                return g.read(limit)
         except (OSError, EOFError, zlib.error) as e:
             raise IDXError(f"{path}: corrupted gzip stream ({e})") from e
+
+
+def _memory_bytes() -> int | None:
+    """This machine's physical memory in bytes, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def _parse_header(buf: bytes, path: Path | str) -> tuple[np.dtype, tuple[int, ...], int]:
@@ -82,31 +120,90 @@ def _parse_header(buf: bytes, path: Path | str) -> tuple[np.dtype, tuple[int, ..
 def read_idx_header(path: str | os.PathLike) -> tuple[np.dtype, tuple[int, ...]]:
     """The (native-endian dtype, shape) an IDX file declares, without reading its data."""
     path = Path(path)
-    buf = _read_bytes(path, limit=4 + 4 * 255)
+    buf = _read_bytes(path, limit=_MAX_HEADER)
     dtype, shape, _ = _parse_header(buf, path)
     return dtype.newbyteorder("="), shape
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
+def _size_error(path: Path, dtype: np.dtype, shape: tuple[int, ...], held: str) -> IDXError:
+    dims = "x".join(str(s) for s in shape)
+    expected = math.prod(shape) * dtype.itemsize
+    return IDXError(
+        f"{path}: header says {dims} {dtype.newbyteorder('=').name} = {expected} bytes "
+        f"of data, file holds {held}"
+    )
+
+
+def _fill(stream, out: memoryview) -> int:
+    """Read from ``stream`` into ``out`` in chunks of at most ``_CHUNK`` bytes; bytes read."""
+    done = 0
+    while done < len(out):
+        n = stream.readinto(out[done : done + _CHUNK])
+        if not n:
+            break
+        done += n
+    return done
+
+
+def read_idx(path: str | os.PathLike, *, max_bytes: int | None = None) -> np.ndarray:
     """Read a raw or gzip'd IDX file into a native-endian numpy array.
 
-    Raises :class:`IDXError` if the magic is wrong, the type code unknown, the gzip stream
-    corrupt, or the data is not exactly ``prod(shape) * itemsize`` bytes long (truncated
-    files and trailing bytes are both errors).
+    The header's declared size, ``prod(shape) * itemsize`` bytes, is checked before any
+    data is allocated: against the file's size for a raw file; for a gzip'd file against
+    what its compressed size can hold (deflate expands at most ~1032:1, so a 1 MB file
+    cannot hold 10 GB), then while decompressing in bounded chunks, so a gzip bomb stops
+    one chunk past the declared size. ``max_bytes`` (default: this machine's physical
+    memory) caps the declared size. Memory used is the array itself plus one chunk.
+
+    Raises :class:`IDXError` if the path is not a readable regular file (a FIFO,
+    directory or dangling link is refused without blocking), the magic is wrong, the type
+    code unknown, the gzip stream corrupt, the declared size too large, or the data is not
+    exactly the declared size (truncated files and trailing bytes are both errors).
     """
     path = Path(path)
-    buf = _read_bytes(path)
-    dtype, shape, header_len = _parse_header(buf, path)
+    cap = _memory_bytes() if max_bytes is None else max_bytes
+    with _open(path) as f:
+        file_size = os.fstat(f.fileno()).st_size
+        compressed = _is_gzip(f)
+        stream = gzip.GzipFile(fileobj=f, mode="rb") if compressed else f
+        try:
+            dtype, shape, data = _read_data(path, stream, compressed, file_size, cap)
+        except (OSError, EOFError, zlib.error) as e:
+            raise IDXError(f"{path}: corrupted gzip stream ({e})") from e
+        finally:
+            if compressed:
+                stream.close()
+    array = np.frombuffer(data, dtype=dtype).reshape(shape)
+    if not dtype.isnative:
+        array = array.byteswap(inplace=True).view(dtype.newbyteorder("="))
+    return array
+
+
+def _read_data(path: Path, stream, compressed: bool, file_size: int, cap: int | None):
+    """(dtype, shape, data bytearray) after the size checks :func:`read_idx` describes."""
+    head = stream.read(4)
+    if len(head) == 4 and head[:2] == b"\x00\x00":
+        head += stream.read(4 * head[3])
+    dtype, shape, header_len = _parse_header(head, path)
     expected = math.prod(shape) * dtype.itemsize
-    held = len(buf) - header_len
-    if held != expected:
-        dims = "x".join(str(s) for s in shape)
+    if not compressed and file_size - header_len != expected:
+        raise _size_error(path, dtype, shape, str(file_size - header_len))
+    if compressed and expected > _MAX_RATIO * file_size + _MAX_HEADER:
+        raise _size_error(path, dtype, shape, f"at most {_MAX_RATIO * file_size} (gzip'd)")
+    if cap is not None and expected > cap:
         raise IDXError(
-            f"{path}: header says {dims} {dtype.newbyteorder('=').name} = {expected} bytes "
-            f"of data, file holds {held}"
+            f"{path}: header declares {expected} bytes of data, more than this machine's "
+            f"memory ({cap} bytes)"
         )
-    data = np.frombuffer(buf, dtype=dtype, offset=header_len).reshape(shape)
-    return data.astype(dtype.newbyteorder("="), copy=True)
+    data = bytearray(expected)
+    held = _fill(stream, memoryview(data))
+    if held < expected:
+        raise _size_error(path, dtype, shape, str(held))
+    extra = len(stream.read(_CHUNK)) if compressed else 0  # bounded: a bomb stops here
+    if extra:
+        more = "at least " if extra == _CHUNK else ""
+        raise _size_error(path, dtype, shape, f"{more}{expected + extra}")
+    return dtype, shape, data
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
