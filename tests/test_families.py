@@ -147,7 +147,7 @@ def test_a_run_writes_samples_each_epoch(family, kind, tmp_path, monkeypatch):
     )
     assert names == sorted(f"{n}-epoch{e:03d}.png" for n in expected for e in (1, 2))
     final = RunDir.open(run).metrics()[-1]
-    key = {"autoencode": "test_mse", "vae": "test_iw_nll", "gan": "test_d_loss",
+    key = {"autoencode": "test_mse", "vae": "test_nll_binarized", "gan": "test_d_loss",
            "vaegan": "test_encoder_loss"}[family]  # fmt: skip
     assert key in final
     assert main(["evaluate", str(run)]) == 0

@@ -6,6 +6,7 @@ target, as in the UFLDL sparse-autoencoder notes), and the VAE / GAN losses.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -120,6 +121,23 @@ def bernoulli_nll(logits: Tensor, x: Tensor) -> Tensor:
         )
     bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none")
     return _flat(bce).sum(dim=1)
+
+
+def iwae_nll(log_w: Tensor) -> Tensor:
+    r"""The importance-weighted bound on -log p(x) (Burda et al. 2016, eq. 8), in nats.
+
+    ``log_w`` is ``(k, B)``: ``log_w[i, b] = log p(x_b|z_i) + log p(z_i) - log q(z_i|x_b)``
+    for ``k`` draws ``z_i ~ q(z|x_b)``. Returns ``(B,)``:
+
+    .. math:: -\log \frac1k \sum_{i=1}^k w_i = -\left(\operatorname{logsumexp}_i \log w_i
+              - \log k\right),
+
+    an upper bound on -log p(x) that is exact when every weight equals p(x) (q the true
+    posterior) and tightens as ``k`` grows; ``k = 1`` is the one-sample negative ELBO.
+    """
+    if log_w.dim() != 2 or log_w.shape[0] < 1:
+        raise ValueError(f"`log_w` must be (k, B) with k >= 1; got {tuple(log_w.shape)}")
+    return -(torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0]))
 
 
 def gaussian_nll(mean: Tensor, x: Tensor, log_scale: Tensor | float = 0.0) -> Tensor:

@@ -160,21 +160,12 @@ def domain_classifier(
 def binarized_test_nll(model: nn.Module, x: Tensor, k: int, seed: int = 0, batch: int = 100,
                        *, progress: bool = False):  # fmt: skip
     """Mean IWAE bound (``k`` samples) on -log p(x) in nats over ``x`` in [0, 1], binarized
-    once as ``Bernoulli(x)`` with a generator seeded by ``seed`` (dynamic binarization);
-    ``progress``: a bar over the batches (:func:`rnnlab.utils.progress`)."""
-    from rnnlab.models.vae import importance_weighted_nll
-    from rnnlab.utils import progress as bar
+    once as ``Bernoulli(x)`` with a generator seeded by ``seed`` (dynamic binarization):
+    :func:`rnnlab.models.vae.binarized_iw_nll`, the same function ``rnnlab train`` reports
+    as ``test_nll_binarized``; ``progress``: a bar over the batches."""
+    from rnnlab.models.vae import binarized_iw_nll
 
-    rng = torch.Generator().manual_seed(seed)
-    xb = torch.bernoulli(x.float(), generator=rng)
-    total = 0.0
-    p = next(model.parameters())
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for i in bar(range(0, len(xb), batch), desc=f"IW-NLL (k={k})", enabled=progress):
-            xi = xb[i : i + batch].to(p.device, p.dtype)
-            total += float(importance_weighted_nll(model, xi, k=k, batch_k=min(k, 100)).sum())
-    return total / len(xb)
+    return binarized_iw_nll(model, x, k, seed=seed, batch=batch, progress=progress)
 
 
 def evaluate_generator(
@@ -253,7 +244,8 @@ def evaluate_generator(
     out["memorisation_median_ratio"] = mem["median_ratio"]
     from rnnlab.training.families import get
 
-    if "likelihood" in get(family).supports and iw_k > 0:
+    bernoulli = getattr(model, "likelihood", "") == "bernoulli"  # a density on 0/1 is no NLL
+    if "likelihood" in get(family).supports and iw_k > 0 and bernoulli:
         t1 = time.perf_counter()
         out["test_nll_binarized"] = binarized_test_nll(model, test[0], iw_k, seed=seed,
                                                        progress=progress)  # fmt: skip

@@ -275,7 +275,7 @@ class TrainConfig:
                                 "fast)", ge=0.0, le=1.0)  # fmt: skip
     adv_eps_warmup: float = key(0.0, "epochs over which eps ramps up from 0 (0 = off)", ge=0.0)
     beta: float = key(1.0, "vae: weight of the KL term (Higgins et al. 2017)", ge=0.0)
-    iw_k: int = key(0, "vae: importance samples of the test NLL after training (0 = off)", ge=0)
+    iw_k: int = key(0, "vae: importance samples of the binarized test NLL (0 = off)", ge=0)
     gan_loss: str = key("non_saturating", "GAN generator loss (Goodfellow et al. 2014)",
                         choices=("non_saturating", "minimax"))  # fmt: skip
     label_smoothing: float = key(0.0, "gan: real target 1 - label_smoothing (Salimans et al.)",
