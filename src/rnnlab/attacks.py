@@ -2,7 +2,9 @@
 
 Follows Goodfellow, Shlens & Szegedy 2014, "Explaining and Harnessing Adversarial Examples"
 (FGSM); Kurakin, Goodfellow & Bengio 2016, "Adversarial examples in the physical world" (BIM);
-Madry et al. 2018, "Towards Deep Learning Models Resistant to Adversarial Attacks" (PGD).
+Madry et al. 2018, "Towards Deep Learning Models Resistant to Adversarial Attacks" (PGD);
+Carlini & Wagner 2017, "Towards Evaluating the Robustness of Neural Networks" (the margin
+loss, their f_6, which PGD can ascend instead of the cross-entropy: ``loss_fn=margin_loss``).
 
 With ``L(x)`` the loss of the model on input ``x`` and label ``y``::
 
@@ -10,6 +12,11 @@ With ``L(x)`` the loss of the model on input ``x`` and label ``y``::
     BIM:   x_0 = x,  x_{n+1} = clip(P_{x,eps}(x_n + alpha * sign(grad_x L(x_n))))
     PGD:   BIM from a random start x_0 ~ U(B_eps(x)), best of ``restarts`` runs; with
            ``norm="l2"`` the step is alpha * g / ||g||_2 and P projects onto ||x' - x||_2 <= eps.
+
+The margin (CW) loss on logits ``z`` with label ``y`` is ``max_{j != y} z_j - z_y``, clamped
+at ``kappa`` when given; it is positive exactly when the example is misclassified and, unlike
+the cross-entropy, does not saturate when the softmax does (a masked or overconfident model
+can flatten the cross-entropy gradient while the margin's stays ``W_j* - W_y``).
 
 ``P_{x,eps}`` is the projection onto the eps-ball around the clean input, ``clip`` onto the
 valid input range (``(0, 1)`` for images, ``None`` for unbounded inputs). Targeted attacks take
@@ -35,7 +42,7 @@ from torch import Tensor, nn
 
 from .utils import check_nonnegative
 
-__all__ = ["fgsm", "bim", "pgd", "NORMS"]
+__all__ = ["fgsm", "bim", "pgd", "margin_loss", "NORMS"]
 
 NORMS = ("linf", "l2")
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -167,6 +174,25 @@ def _run(model, x, y, eps, alpha, steps, norm, start, targeted, clip, loss_fn, c
 
 
 # ----------------------------------------------------------------------------- public API
+def margin_loss(logits: Tensor, y: Tensor, kappa: float | None = None) -> Tensor:
+    r"""Carlini & Wagner's margin loss per example, ``(B,)``, to be *ascended* by an attack:
+
+    .. math:: \ell(z, y) = \max_{j \ne y} z_j - z_y \quad (\text{clamped above at } \kappa)
+
+    ``logits`` is ``(B, C)`` with ``C >= 2``, ``y`` the labels ``(B,)``. ``kappa`` (CW's
+    confidence; Madry et al.'s MNIST challenge used 50) stops the push once the wrong class
+    leads by that much. For a targeted attack pass the target classes as ``y``: descending
+    the same loss (``pgd(..., targeted=True)``) raises the target above every other class.
+    Use as ``pgd(model, x, y, eps, loss_fn=margin_loss)``.
+    """
+    if logits.dim() != 2 or logits.shape[1] < 2:
+        raise ValueError(f"`logits` must be (B, C) with C >= 2, got {tuple(logits.shape)}")
+    true = logits.gather(1, y[:, None]).squeeze(1)
+    others = logits.scatter(1, y[:, None], float("-inf"))
+    margin = others.max(dim=1).values - true
+    return margin if kappa is None else margin.clamp(max=float(kappa))
+
+
 def fgsm(
     model: nn.Module,
     x: Tensor,

@@ -26,7 +26,13 @@ from rnnlab import utils
 from rnnlab.attacks import bim, fgsm, pgd
 from rnnlab.utils import save_figure
 
-__all__ = ["robust_accuracy", "accuracy_vs_epsilon", "plot_robustness_curves", "panda_figure"]
+__all__ = [
+    "robust_accuracy",
+    "robust_correct",
+    "accuracy_vs_epsilon",
+    "plot_robustness_curves",
+    "panda_figure",
+]
 
 ATTACKS: dict[str, Callable[..., Tensor]] = {"fgsm": fgsm, "bim": bim, "pgd": pgd}
 Attack = str | Callable[..., Tensor] | None
@@ -77,6 +83,40 @@ def _predict(model: nn.Module, x: Tensor) -> Tensor:
             m.training = mode
 
 
+def robust_correct(
+    model: nn.Module,
+    data: tuple[Tensor, Tensor] | Iterable,
+    attack: Attack = "fgsm",
+    *,
+    batch_size: int = 256,
+    progress: bool = False,
+    **attack_kw: Any,
+) -> Tensor:
+    """Per example, whether ``model`` still classifies ``attack(model, x, y, **attack_kw)``
+    correctly: a bool tensor ``(N,)`` on the CPU, in ``data``'s order. ANDing the results of
+    several attacks gives the accuracy under the strongest of them per example (the
+    worst case over attacks, as robustness evaluations should report). ``data``, ``attack``,
+    ``progress``: as :func:`robust_accuracy`."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be an int >= 1, got {batch_size!r}")
+    run = _resolve_attack(attack)
+    parts = []
+    n = math.ceil(len(data[0]) / batch_size) if isinstance(data, tuple) else None
+    name = getattr(attack, "__name__", attack) or "clean"
+    what = f"{name} eps {float(attack_kw['eps']):g}" if "eps" in attack_kw else str(name)
+    for x, y in utils.progress(_batches(data, batch_size), total=n, desc=what, enabled=progress):
+        device = _device_of(model, x.device)
+        x, y = x.to(device), y.to(device)
+        if run is not None:
+            x = run(model, x, y, **attack_kw)
+        parts.append((_predict(model, x).argmax(1) == y).cpu())
+    if not parts or sum(len(p) for p in parts) == 0:
+        raise ValueError("`data` held no examples")
+    return torch.cat(parts)
+
+
 def robust_accuracy(
     model: nn.Module,
     data: tuple[Tensor, Tensor] | Iterable,
@@ -93,27 +133,13 @@ def robust_accuracy(
     ``data`` is ``(x, y)`` tensors (cut into ``batch_size`` batches) or an iterable of
     ``(x, y, ...)`` batches such as a DataLoader; batches move to the model's device.
     ``attack`` is ``"fgsm"``, ``"bim"``, ``"pgd"``, ``"none"``/``None`` (clean accuracy) or a
-    callable with the same signature, e.g. ``robust_accuracy(m, loader, "pgd", eps=0.3)``.
+    callable with the same signature, e.g. ``robust_accuracy(m, loader, "pgd", eps=0.3)``;
+    ``loss_fn=margin_loss`` makes PGD ascend the CW margin instead of the cross-entropy.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be an int >= 1, got {batch_size!r}")
-    run = _resolve_attack(attack)
-    correct = total = 0
-    n = math.ceil(len(data[0]) / batch_size) if isinstance(data, tuple) else None
-    name = getattr(attack, "__name__", attack) or "clean"
-    what = f"{name} eps {float(attack_kw['eps']):g}" if "eps" in attack_kw else str(name)
-    for x, y in utils.progress(_batches(data, batch_size), total=n, desc=what, enabled=progress):
-        device = _device_of(model, x.device)
-        x, y = x.to(device), y.to(device)
-        if run is not None:
-            x = run(model, x, y, **attack_kw)
-        correct += int((_predict(model, x).argmax(1) == y).sum())
-        total += len(y)
-    if total == 0:
-        raise ValueError("`data` held no examples")
-    return correct / total
+    correct = robust_correct(
+        model, data, attack, batch_size=batch_size, progress=progress, **attack_kw
+    )
+    return float(correct.float().mean())
 
 
 def accuracy_vs_epsilon(
