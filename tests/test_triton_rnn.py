@@ -275,3 +275,25 @@ def test_layer_implementation_triton_matches_explicit(cls):
     torch.testing.assert_close(state_t, state_e, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="triton"):
         cls(3, 300, implementation="triton")
+
+
+def test_config_reaches_the_triton_kernels():
+    """`--model.implementation=triton` is accepted by the config and builds layers that run
+    the Triton path, with the explicit loop's outputs on the same weights."""
+    from rnnlab.training.config import apply_overrides, load_preset
+    from rnnlab.training.experiment import build_model
+
+    def model(impl):
+        cfg = apply_overrides(
+            load_preset("digits-lstm"), [f"model.implementation={impl}", "model.hidden_size=8"]
+        )
+        torch.manual_seed(0)
+        return build_model(cfg, torch.zeros(8, 8), 10).to(DEVICE).eval()
+
+    triton_model, explicit = model("triton"), model("explicit")
+    layers = [m for m in triton_model.modules() if isinstance(m, LSTM)]
+    assert layers and all(m.implementation == "triton" for m in layers)
+    explicit.load_state_dict(triton_model.state_dict())
+    x = torch.rand(3, 8, 8, device=DEVICE)
+    with torch.no_grad():
+        torch.testing.assert_close(triton_model(x), explicit(x), **TOL)

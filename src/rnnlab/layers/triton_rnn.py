@@ -85,18 +85,12 @@ def triton_supported(cell) -> bool:
     return False
 
 
-def _blocks(B: int, H: int) -> tuple[int, int, int]:
-    """(BLOCK_B, BLOCK_H, grid): tl.dot needs every block dimension >= 16."""
-    block_h = max(16, 1 << (H - 1).bit_length())
-    block_b = 16
-    return block_b, block_h, (B + block_b - 1) // block_b
-
-
-def _flags(mask: Tensor | None, lengths: Tensor | None, like: Tensor):
-    """Kernel pointers for the optional inputs (a dummy where absent) and their flags."""
-    m = like if mask is None else mask.contiguous()
-    L = like if lengths is None else lengths.contiguous()
-    return m, L, mask is not None, lengths is not None
+def _launch_whole(kernel, B: int, H: int, mask, lengths, *args, **meta) -> None:
+    """Launch a whole-width kernel of :mod:`~rnnlab.layers.triton_kernels`: one program per
+    16 batch rows, BLOCK_H the next power of two >= H (tl.dot needs blocks >= 16)."""
+    block_b, block_h = 16, max(16, 1 << (H - 1).bit_length())
+    grid = ((B + block_b - 1) // block_b,)
+    _kernels().launch(kernel, grid, mask, lengths, *args, BLOCK_B=block_b, BLOCK_H=block_h, **meta)
 
 
 def _check(name: str, t: Tensor, shape: tuple[int, ...], like: Tensor) -> None:
@@ -148,12 +142,10 @@ class TritonLSTM(torch.autograd.Function):
         save = any(ctx.needs_input_grad[:4])
         gates = xp.new_empty(B, T, G) if save else out
         cs = xp.new_empty(B, T, H) if save else out
-        m, L, has_m, has_l = _flags(mask, lengths, xp)
-        block_b, block_h, grid = _blocks(B, H)
-        k.lstm_fwd_kernel[(grid,)](
-            xp, w_hh, h0, c0, m, L, out, hT, cT, gates, cs, B, T, H,
-            HAS_MASK=has_m, HAS_LEN=has_l, SAVE=save, ACT=codes[0], REC_ACT=codes[1],
-            BLOCK_B=block_b, BLOCK_H=block_h,
+        _launch_whole(
+            k.lstm_fwd_kernel, B, H, mask, lengths,
+            xp, w_hh, h0, c0, out, hT, cT, gates, cs, B, T, H,
+            SAVE=save, ACT=codes[0], REC_ACT=codes[1],
         )  # fmt: skip
         if save:
             ctx.save_for_backward(w_hh, h0, c0, mask, lengths, out, gates, cs)
@@ -176,12 +168,10 @@ class TritonLSTM(torch.autograd.Function):
         else:
             dxp = torch.empty_like(gates)
             dh0, dc0 = torch.empty_like(h0), torch.empty_like(c0)
-            m, L, has_m, has_l = _flags(mask, lengths, gates)
-            block_b, block_h, grid = _blocks(B, H)
-            k.lstm_bwd_kernel[(grid,)](
-                w_hh, gates, cs, c0, m, L, dout, dhT, dcT, dxp, dh0, dc0, B, T, H,
-                HAS_MASK=has_m, HAS_LEN=has_l, ACT=ctx.codes[0], REC_ACT=ctx.codes[1],
-                BLOCK_B=block_b, BLOCK_H=block_h,
+            _launch_whole(
+                k.lstm_bwd_kernel, B, H, mask, lengths,
+                w_hh, gates, cs, c0, dout, dhT, dcT, dxp, dh0, dc0, B, T, H,
+                ACT=ctx.codes[0], REC_ACT=ctx.codes[1],
             )  # fmt: skip
         dw = _weight_grad(dxp, out, h0, mask) if ctx.needs_input_grad[1] else None
         return dxp, dw, dh0, dc0, None, None, None, None, None
@@ -196,16 +186,12 @@ class TritonSimpleRNN(torch.autograd.Function):
         B, T, H = xp.shape
         xp, w_hh, h0 = xp.contiguous(), w_hh.contiguous(), h0.contiguous()
         out, hT = xp.new_empty(B, T, H), xp.new_empty(B, H)
-        m, L, has_m, has_l = _flags(mask, lengths, xp)
-        block_b, block_h, grid = _blocks(B, H)
         code = k.ACT_CODES[act]
         # Past each length the output is zero but its h' is never needed (dz = 0 there), and
         # at valid steps out == h': the outputs double as the saved activations.
-        k.rnn_fwd_kernel[(grid,)](
-            xp, w_hh, h0, m, L, out, hT, out, B, T, H,
-            HAS_MASK=has_m, HAS_LEN=has_l, SAVE=False, ACT=code,
-            BLOCK_B=block_b, BLOCK_H=block_h,
-        )  # fmt: skip
+        _launch_whole(
+            k.rnn_fwd_kernel, B, H, mask, lengths, xp, w_hh, h0, out, hT, B, T, H, ACT=code
+        )
         ctx.save_for_backward(w_hh, h0, mask, lengths, out)
         ctx.code = code
         return out, hT
@@ -218,11 +204,9 @@ class TritonSimpleRNN(torch.autograd.Function):
         dout = torch.zeros_like(out) if dout is None else dout.contiguous()
         dhT = torch.zeros_like(h0) if dhT is None else dhT.contiguous()
         dxp, dh0 = torch.empty_like(out), torch.empty_like(h0)
-        m, L, has_m, has_l = _flags(mask, lengths, out)
-        block_b, block_h, grid = _blocks(B, H)
-        k.rnn_bwd_kernel[(grid,)](
-            w_hh, out, m, L, dout, dhT, dxp, dh0, B, T, H,
-            HAS_MASK=has_m, HAS_LEN=has_l, ACT=ctx.code, BLOCK_B=block_b, BLOCK_H=block_h,
+        _launch_whole(
+            k.rnn_bwd_kernel, B, H, mask, lengths,
+            w_hh, out, dout, dhT, dxp, dh0, B, T, H, ACT=ctx.code,
         )  # fmt: skip
         dw = _weight_grad(dxp, out, h0, mask) if ctx.needs_input_grad[1] else None
         return dxp, dw, dh0, None, None, None
@@ -244,14 +228,13 @@ class TritonGRU(torch.autograd.Function):
         out, hT = xp.new_empty(B, T, H), xp.new_empty(B, H)
         save = any(ctx.needs_input_grad[:4])
         gates = xp.new_empty(B, T, 4 * H) if save else out
-        m, L, has_m, has_l = _flags(mask, lengths, xp)
-        block_b, block_h, grid = _blocks(B, H)
         codes = (k.ACT_CODES[act], k.ACT_CODES[rec_act])
         bias = xp if b_hh is None else b_hh.contiguous()
-        k.gru_fwd_kernel[(grid,)](
-            xp, w_hh, bias, h0, m, L, out, hT, gates, B, T, H,
-            RESET_AFTER=reset_after, HAS_BHH=b_hh is not None, HAS_MASK=has_m, HAS_LEN=has_l,
-            SAVE=save, ACT=codes[0], REC_ACT=codes[1], BLOCK_B=block_b, BLOCK_H=block_h,
+        _launch_whole(
+            k.gru_fwd_kernel, B, H, mask, lengths,
+            xp, w_hh, bias, h0, out, hT, gates, B, T, H,
+            RESET_AFTER=reset_after, HAS_BHH=b_hh is not None, SAVE=save,
+            ACT=codes[0], REC_ACT=codes[1],
         )  # fmt: skip
         if save:
             ctx.save_for_backward(w_hh, h0, mask, lengths, out, gates)
@@ -267,12 +250,10 @@ class TritonGRU(torch.autograd.Function):
         dhT = torch.zeros_like(h0) if dhT is None else dhT.contiguous()
         dxp, dh0 = out.new_empty(B, T, 3 * H), torch.empty_like(h0)
         drec = torch.empty_like(out) if ctx.reset_after else out
-        m, L, has_m, has_l = _flags(mask, lengths, out)
-        block_b, block_h, grid = _blocks(B, H)
-        k.gru_bwd_kernel[(grid,)](
-            w_hh, gates, out, h0, m, L, dout, dhT, dxp, drec, dh0, B, T, H,
-            RESET_AFTER=ctx.reset_after, HAS_MASK=has_m, HAS_LEN=has_l, ACT=ctx.codes[0],
-            REC_ACT=ctx.codes[1], BLOCK_B=block_b, BLOCK_H=block_h,
+        _launch_whole(
+            k.gru_bwd_kernel, B, H, mask, lengths,
+            w_hh, gates, out, h0, dout, dhT, dxp, drec, dh0, B, T, H,
+            RESET_AFTER=ctx.reset_after, ACT=ctx.codes[0], REC_ACT=ctx.codes[1],
         )  # fmt: skip
         dw = db = None
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:

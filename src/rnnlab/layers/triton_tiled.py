@@ -1,6 +1,6 @@
-"""LSTM kernels tiled over the hidden units, for widths (H = 256-512) whose recurrent
-weights do not fit one program: the layout of Diamos et al. 2016 ("Persistent RNNs:
-Stashing Recurrent Weights On-Chip"), written in Triton.
+"""LSTM kernels tiled over the hidden units, for widths (64 < H <= 256, up to
+``triton_rnn.MAX_HIDDEN_TILED``) whose recurrent weights do not fit one program: the layout
+of Diamos et al. 2016 ("Persistent RNNs: Stashing Recurrent Weights On-Chip"), in Triton.
 
 Program (batch tile, unit tile U) owns BLOCK_U hidden units and holds, for all its steps,
 the slice of ``W_hh`` those units need: rows ``g*H + U`` of every gate g in the forward
@@ -33,8 +33,10 @@ the persistent kernels use 164 / 156 registers, no spills, 80 / 128 KB shared me
 block's 227 KB, so ``triton_rnn.MAX_HIDDEN_TILED`` is 256 until the backward's W slice and
 dz staging are split over K chunks.
 
-Same semantics as :mod:`rnnlab.layers.triton_kernels` (lengths, recurrent-dropout mask,
-activations by code); ``tl.dot`` in ieee fp32.
+Same semantics as :mod:`rnnlab.layers.triton_kernels`, and the same gate equations: both
+kernels call its :func:`~rnnlab.layers.triton_kernels._lstm_step` and
+:func:`~rnnlab.layers.triton_kernels._lstm_step_bwd`, so only the tiling and the exchange
+are written here; ``tl.dot`` in ieee fp32.
 """
 
 from __future__ import annotations
@@ -43,7 +45,18 @@ import torch
 import triton
 import triton.language as tl
 
-from .triton_kernels import _act, _dact, _dot
+from .triton_kernels import (
+    _dot,
+    _drop,
+    _keep_past,
+    _lstm_step,
+    _lstm_step_bwd,
+    _lstm_weights,
+    _optional,
+    _store4,
+    _zero_past,
+    launch,
+)
 
 BLOCK_U = 16  # hidden units per program (tl.dot needs >= 16)
 BLOCK_B = 16
@@ -61,13 +74,9 @@ def _grid_sync(sync_ptr, target):
 
 
 @triton.jit
-def lstm_fwd_tiled_kernel(
-    xp_ptr, w_ptr, m_ptr, len_ptr, hbuf_ptr, out_ptr, c_ptr, gates_ptr, cs_ptr, sync_ptr,
-    B, T, H, t_start, t_stop,
-    PERSISTENT: tl.constexpr, HAS_MASK: tl.constexpr, HAS_LEN: tl.constexpr,
-    SAVE: tl.constexpr, ACT: tl.constexpr, REC_ACT: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_U: tl.constexpr, BLOCK_K: tl.constexpr,
-):  # fmt: skip
+def _unit_tile(B, H, BLOCK_B: tl.constexpr, BLOCK_U: tl.constexpr, BLOCK_K: tl.constexpr):
+    """Tile prologue of the unit-tiled kernels: rows ``rb``, own units ``ru``, all units
+    ``rk``; the (rows x own units) and (rows x all units) masks and offsets into (B, H)."""
     rb = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     ru = tl.program_id(1) * BLOCK_U + tl.arange(0, BLOCK_U)
     rk = tl.arange(0, BLOCK_K)
@@ -78,18 +87,29 @@ def lstm_fwd_tiled_kernel(
     bk_mask = bmask[:, None] & kmask[None, :]
     bu = rb[:, None] * H + ru[None, :]
     bk = rb[:, None] * H + rk[None, :]
+    return rb, ru, rk, bmask, umask, kmask, bu_mask, bk_mask, bu, bk
+
+
+@triton.jit
+def lstm_fwd_tiled_kernel(
+    m_ptr, len_ptr, xp_ptr, w_ptr, hbuf_ptr, out_ptr, c_ptr, gates_ptr, cs_ptr, sync_ptr,
+    B, T, H, t_start, t_stop,
+    HAS_MASK: tl.constexpr, HAS_LEN: tl.constexpr, PERSISTENT: tl.constexpr,
+    SAVE: tl.constexpr, ACT: tl.constexpr, REC_ACT: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_U: tl.constexpr, BLOCK_K: tl.constexpr,
+):  # fmt: skip
+    """Steps t in [t_start, t_stop) of the LSTM forward (:func:`_lstm_step`) for the own
+    units; ``c`` (B, H) holds c_{t_start} on entry and c_{t_stop} after."""
+    rb, ru, rk, bmask, umask, kmask, bu_mask, bk_mask, bu, bk = _unit_tile(
+        B, H, BLOCK_B, BLOCK_U, BLOCK_K
+    )
     # wt_g[k, u] = W_hh[g*H + u, k]: the own units' rows, held for every step
     wt_off = ru[None, :] * H + rk[:, None]
     w_mask = kmask[:, None] & umask[None, :]
-    w_i = tl.load(w_ptr + wt_off, mask=w_mask, other=0.0)
-    w_f = tl.load(w_ptr + H * H + wt_off, mask=w_mask, other=0.0)
-    w_g = tl.load(w_ptr + 2 * H * H + wt_off, mask=w_mask, other=0.0)
-    w_o = tl.load(w_ptr + 3 * H * H + wt_off, mask=w_mask, other=0.0)
+    w_i, w_f, w_g, w_o = _lstm_weights(w_ptr, H, wt_off, w_mask)
     c = tl.load(c_ptr + bu, mask=bu_mask, other=0.0)
-    if HAS_MASK:
-        m = tl.load(m_ptr + bk, mask=bk_mask, other=0.0)
-    if HAS_LEN:
-        L = tl.load(len_ptr + rb, mask=bmask, other=0)
+    m = _optional(m_ptr, bk, bk_mask, HAS_MASK)
+    L = _optional(len_ptr, rb, bmask, HAS_LEN)
     G = 4 * H
     n_prog = tl.num_programs(0) * tl.num_programs(1)
     for t in range(t_start, t_stop):
@@ -98,37 +118,18 @@ def lstm_fwd_tiled_kernel(
         # .cg: read through L2, never a stale L1 line of another program's write
         h_full = tl.load(src + bk, mask=bk_mask, other=0.0, cache_modifier=".cg")
         h_own = tl.load(src + bu, mask=bu_mask, other=0.0, cache_modifier=".cg")
-        if HAS_MASK:
-            h_full = h_full * m
         g_off = rb[:, None] * (T * G) + t * G + ru[None, :]
-        zi = tl.load(xp_ptr + g_off, mask=bu_mask, other=0.0) + _dot(h_full, w_i)
-        zf = tl.load(xp_ptr + g_off + H, mask=bu_mask, other=0.0) + _dot(h_full, w_f)
-        zg = tl.load(xp_ptr + g_off + 2 * H, mask=bu_mask, other=0.0) + _dot(h_full, w_g)
-        zo = tl.load(xp_ptr + g_off + 3 * H, mask=bu_mask, other=0.0) + _dot(h_full, w_o)
-        i = _act(zi, REC_ACT)
-        f = _act(zf, REC_ACT)
-        g = _act(zg, ACT)
-        o = _act(zo, REC_ACT)
-        c_new = f * c + i * g
-        h_new = o * _act(c_new, ACT)
         s_off = rb[:, None] * (T * H) + t * H + ru[None, :]
+        i, f, g, o, c_new, h_new = _lstm_step(
+            xp_ptr, g_off, bu_mask, H, _drop(h_full, m, HAS_MASK), w_i, w_f, w_g, w_o, c,
+            ACT, REC_ACT,
+        )  # fmt: skip
         if SAVE:
-            tl.store(gates_ptr + g_off, i, mask=bu_mask)
-            tl.store(gates_ptr + g_off + H, f, mask=bu_mask)
-            tl.store(gates_ptr + g_off + 2 * H, g, mask=bu_mask)
-            tl.store(gates_ptr + g_off + 3 * H, o, mask=bu_mask)
+            _store4(gates_ptr, g_off, bu_mask, H, i, f, g, o)
             tl.store(cs_ptr + s_off, c_new, mask=bu_mask)
-        if HAS_LEN:
-            keep = (t < L)[:, None]
-            c = tl.where(keep, c_new, c)
-            h_next = tl.where(keep, h_new, h_own)
-            out = tl.where(keep, h_new, 0.0)
-        else:
-            c = c_new
-            h_next = h_new
-            out = h_new
-        tl.store(out_ptr + s_off, out, mask=bu_mask)
-        tl.store(dst + bu, h_next, mask=bu_mask)
+        c = _keep_past(c_new, c, t, L, HAS_LEN)
+        tl.store(out_ptr + s_off, _zero_past(h_new, t, L, HAS_LEN), mask=bu_mask)
+        tl.store(dst + bu, _keep_past(h_new, h_own, t, L, HAS_LEN), mask=bu_mask)
         if PERSISTENT:
             _grid_sync(sync_ptr, (t + 1 - t_start) * n_prog)
     tl.store(c_ptr + bu, c, mask=bu_mask)
@@ -136,37 +137,28 @@ def lstm_fwd_tiled_kernel(
 
 @triton.jit
 def lstm_bwd_tiled_kernel(
-    w_ptr, gates_ptr, cs_ptr, c0_ptr, m_ptr, len_ptr, dout_ptr, dxp_ptr, dh_ptr, dc_ptr,
+    m_ptr, len_ptr, w_ptr, gates_ptr, cs_ptr, c0_ptr, dout_ptr, dxp_ptr, dh_ptr, dc_ptr,
     sync_ptr,
     B, T, H, s_start, s_stop,
-    PERSISTENT: tl.constexpr, HAS_MASK: tl.constexpr, HAS_LEN: tl.constexpr,
+    HAS_MASK: tl.constexpr, HAS_LEN: tl.constexpr, PERSISTENT: tl.constexpr,
     ACT: tl.constexpr, REC_ACT: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_U: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
     """Iterations s in [s_start, s_stop) of 0..T; ``dh``/``dc`` (B, H) hold dh_T, dc_T on
-    entry of s = 0 and dh_0, dc_0 after s = T."""
-    rb = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    ru = tl.program_id(1) * BLOCK_U + tl.arange(0, BLOCK_U)
-    rk = tl.arange(0, BLOCK_K)
-    bmask = rb < B
-    umask = ru < H
-    kmask = rk < H
-    bu_mask = bmask[:, None] & umask[None, :]
-    bk_mask = bmask[:, None] & kmask[None, :]
-    bu = rb[:, None] * H + ru[None, :]
+    entry of s = 0 and dh_0, dc_0 after s = T. Iteration s (t = T - 1 - s) first forms
+    the own units' dh_t = (dz_{t+1} W_hh[:, U]) ⊙ m_U from every unit's dz_{t+1}, then the
+    own units' dz_t (:func:`_lstm_step_bwd`)."""
+    rb, ru, rk, bmask, umask, kmask, bu_mask, bk_mask, bu, bk = _unit_tile(
+        B, H, BLOCK_B, BLOCK_U, BLOCK_K
+    )
     # w_g[j, u] = W_hh[g*H + j, u]: the own units' columns, held for every step
     w_off = rk[:, None] * H + ru[None, :]
     w_mask = kmask[:, None] & umask[None, :]
-    w_i = tl.load(w_ptr + w_off, mask=w_mask, other=0.0)
-    w_f = tl.load(w_ptr + H * H + w_off, mask=w_mask, other=0.0)
-    w_g = tl.load(w_ptr + 2 * H * H + w_off, mask=w_mask, other=0.0)
-    w_o = tl.load(w_ptr + 3 * H * H + w_off, mask=w_mask, other=0.0)
+    w_i, w_f, w_g, w_o = _lstm_weights(w_ptr, H, w_off, w_mask)
     dh = tl.load(dh_ptr + bu, mask=bu_mask, other=0.0)
     dc = tl.load(dc_ptr + bu, mask=bu_mask, other=0.0)
-    if HAS_MASK:
-        m = tl.load(m_ptr + bu, mask=bu_mask, other=0.0)
-    if HAS_LEN:
-        L = tl.load(len_ptr + rb, mask=bmask, other=0)
+    m = _optional(m_ptr, bu, bu_mask, HAS_MASK)
+    L = _optional(len_ptr, rb, bmask, HAS_LEN)
     G = 4 * H
     n_prog = tl.num_programs(0) * tl.num_programs(1)
     for s in range(s_start, s_stop):
@@ -179,45 +171,14 @@ def lstm_bwd_tiled_kernel(
             dzg = tl.load(dxp_ptr + x_full + 2 * H, mask=bk_mask, other=0.0, cache_modifier=".cg")
             dzo = tl.load(dxp_ptr + x_full + 3 * H, mask=bk_mask, other=0.0, cache_modifier=".cg")
             dh_prev = _dot(dzi, w_i) + _dot(dzf, w_f) + _dot(dzg, w_g) + _dot(dzo, w_o)
-            if HAS_MASK:
-                dh_prev = dh_prev * m
-            if HAS_LEN:
-                dh = tl.where((t_b + 1 < L)[:, None], dh_prev, dh)
-            else:
-                dh = dh_prev
-        if s < T:  # dz_t of the own units
+            dh = _keep_past(_drop(dh_prev, m, HAS_MASK), dh, t + 1, L, HAS_LEN)
+        if s < T:  # dz_t of the own units, written to dxp for every program to read
             g_off = rb[:, None] * (T * G) + t * G + ru[None, :]
             s_off = rb[:, None] * (T * H) + t * H + ru[None, :]
-            i = tl.load(gates_ptr + g_off, mask=bu_mask, other=0.0)
-            f = tl.load(gates_ptr + g_off + H, mask=bu_mask, other=0.0)
-            g = tl.load(gates_ptr + g_off + 2 * H, mask=bu_mask, other=0.0)
-            o = tl.load(gates_ptr + g_off + 3 * H, mask=bu_mask, other=0.0)
-            c_t = tl.load(cs_ptr + s_off, mask=bu_mask, other=0.0)
-            c_prev = tl.load(cs_ptr + s_off - H, mask=bu_mask & (t_b > 0)[:, None], other=0.0)
-            c_prev += tl.load(c0_ptr + bu, mask=bu_mask & (t_b == 0)[:, None], other=0.0)
-            dout = tl.load(dout_ptr + s_off, mask=bu_mask, other=0.0)
-            if HAS_LEN:
-                valid = (t < L)[:, None]
-                dout = tl.where(valid, dout, 0.0)
-            dh_t = dh + dout
-            a_c = _act(c_t, ACT)
-            dc_t = dc + dh_t * o * _dact(a_c, ACT)
-            ei = dc_t * g * _dact(i, REC_ACT)
-            ef = dc_t * c_prev * _dact(f, REC_ACT)
-            eg = dc_t * i * _dact(g, ACT)
-            eo = dh_t * a_c * _dact(o, REC_ACT)
-            if HAS_LEN:
-                ei = tl.where(valid, ei, 0.0)
-                ef = tl.where(valid, ef, 0.0)
-                eg = tl.where(valid, eg, 0.0)
-                eo = tl.where(valid, eo, 0.0)
-                dc = tl.where(valid, dc_t * f, dc)
-            else:
-                dc = dc_t * f
-            tl.store(dxp_ptr + g_off, ei, mask=bu_mask)
-            tl.store(dxp_ptr + g_off + H, ef, mask=bu_mask)
-            tl.store(dxp_ptr + g_off + 2 * H, eg, mask=bu_mask)
-            tl.store(dxp_ptr + g_off + 3 * H, eo, mask=bu_mask)
+            _, _, _, _, dc = _lstm_step_bwd(
+                gates_ptr, cs_ptr, c0_ptr, dout_ptr, dxp_ptr, g_off, s_off, bu, bu_mask, t,
+                t_b, L, dh, dc, H, HAS_LEN, ACT, REC_ACT,
+            )  # fmt: skip
         if PERSISTENT:
             _grid_sync(sync_ptr, (s + 1 - s_start) * n_prog)
     tl.store(dh_ptr + bu, dh, mask=bu_mask)
@@ -246,16 +207,14 @@ def lstm_fwd_tiled(xp, w_hh, h0, c0, mask, lengths, codes, save: bool, persisten
     c = c0.clone()
     gates = xp.new_empty(B, T, G) if save else out
     cs = xp.new_empty(B, T, H) if save else out
-    m = xp if mask is None else mask.contiguous()
-    L = xp if lengths is None else lengths.contiguous()
     sync = torch.zeros(1, dtype=torch.int32, device=xp.device)
     spans = [(0, T)] if persistent else [(t, t + 1) for t in range(T)]
     for t0, t1 in spans:
-        lstm_fwd_tiled_kernel[_grid(B, H)](
-            xp, w_hh, m, L, hbuf, out, c, gates, cs, sync, B, T, H, t0, t1,
-            PERSISTENT=persistent, HAS_MASK=mask is not None, HAS_LEN=lengths is not None,
-            SAVE=save, ACT=codes[0], REC_ACT=codes[1], BLOCK_B=BLOCK_B, BLOCK_U=BLOCK_U,
-            BLOCK_K=max(16, triton.next_power_of_2(H)),
+        launch(
+            lstm_fwd_tiled_kernel, _grid(B, H), mask, lengths,
+            xp, w_hh, hbuf, out, c, gates, cs, sync, B, T, H, t0, t1,
+            PERSISTENT=persistent, SAVE=save, ACT=codes[0], REC_ACT=codes[1],
+            BLOCK_B=BLOCK_B, BLOCK_U=BLOCK_U, BLOCK_K=max(16, triton.next_power_of_2(H)),
         )  # fmt: skip
     return out, hbuf[T % 2].clone(), c, gates, cs
 
@@ -266,15 +225,13 @@ def lstm_bwd_tiled(w_hh, gates, cs, c0, mask, lengths, dout, dhT, dcT, codes, pe
     H = G // 4
     dxp = torch.empty_like(gates)
     dh, dc = dhT.clone(), dcT.clone()
-    m = gates if mask is None else mask.contiguous()
-    L = gates if lengths is None else lengths.contiguous()
     sync = torch.zeros(1, dtype=torch.int32, device=gates.device)
     spans = [(0, T + 1)] if persistent else [(s, s + 1) for s in range(T + 1)]
     for s0, s1 in spans:
-        lstm_bwd_tiled_kernel[_grid(B, H)](
-            w_hh, gates, cs, c0, m, L, dout, dxp, dh, dc, sync, B, T, H, s0, s1,
-            PERSISTENT=persistent, HAS_MASK=mask is not None, HAS_LEN=lengths is not None,
-            ACT=codes[0], REC_ACT=codes[1], BLOCK_B=BLOCK_B, BLOCK_U=BLOCK_U,
-            BLOCK_K=max(16, triton.next_power_of_2(H)),
+        launch(
+            lstm_bwd_tiled_kernel, _grid(B, H), mask, lengths,
+            w_hh, gates, cs, c0, dout, dxp, dh, dc, sync, B, T, H, s0, s1,
+            PERSISTENT=persistent, ACT=codes[0], REC_ACT=codes[1],
+            BLOCK_B=BLOCK_B, BLOCK_U=BLOCK_U, BLOCK_K=max(16, triton.next_power_of_2(H)),
         )  # fmt: skip
     return dxp, dh, dc
