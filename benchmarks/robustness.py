@@ -21,6 +21,8 @@ Outputs, in ``--out``:
 
 ``--final-eps E --final-steps 100 --restarts 5`` adds one strong point per run: PGD with that
 many steps and restarts at E (the "PGD-100 + restarts" column of Madry's leaderboard).
+``--report-restarts 1,5`` also reports the final point after 1 and 5 of the ``--restarts``
+(each restart attacks only the examples that survived the earlier ones).
 ``--losses ce cw`` runs every PGD curve and the final point twice, ascending the
 cross-entropy and Carlini & Wagner's margin loss (:func:`rnnlab.attacks.margin_loss`); with
 both, the final point also reports the per-example worst case of the two ("worst of"), the
@@ -81,11 +83,22 @@ def _eps_list(text: str) -> list[float]:
     return sorted(set(values))
 
 
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 1,5,10; got {text!r}") from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
+    return values
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", metavar="RUN[=LABEL]", help="run folders (classify)")
     p.add_argument("--eps-list", type=_eps_list, default=[0.0, 0.1, 0.2, 0.3])
-    p.add_argument("--methods", nargs="+", choices=("fgsm", "pgd"), default=["fgsm", "pgd"])
+    p.add_argument("--methods", nargs="*", choices=("fgsm", "pgd"), default=["fgsm", "pgd"],
+                   help="curves to draw (none: only the final point)")  # fmt: skip
     p.add_argument("--pgd-steps", type=int, default=40)
     p.add_argument("--pgd-restarts", type=int, default=1, help="restarts of the PGD curves")
     p.add_argument("--losses", nargs="+", choices=tuple(LOSSES), default=["ce"],
@@ -93,6 +106,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--final-eps", type=float, default=None, help="one strong PGD point")
     p.add_argument("--final-steps", type=int, default=100)
     p.add_argument("--restarts", type=int, default=1, help="restarts of the final PGD point")
+    p.add_argument("--report-restarts", type=_ints, default=[], metavar="R1,R2",
+                   help="also report the final point after these restart counts")  # fmt: skip
     p.add_argument("--final-limit", type=int, default=0, help="first N for it (0 = --limit)")
     p.add_argument("--limit", type=int, default=0, help="first N test examples (0 = all)")
     p.add_argument("--batch-size", type=int, default=500)
@@ -130,6 +145,51 @@ def _write(out: Path, name: str, data: dict, title: str) -> None:
     if curves:
         plot_robustness_curves(curves, out / f"{name}.png", title=title)
     (out / f"{name}.md").write_text(_table(data))
+
+
+def _final_points(args, model, label, run, x, y, data, meta, command, out, title) -> None:
+    """PGD-``final_steps`` at ``final_eps`` with ``restarts`` restarts per loss, reported
+    after each restart count in ``report_restarts`` and, with several losses, for the
+    per-example worst case over them.
+
+    Restart r attacks only the examples that survived restarts 1..r-1 (one uniform random
+    start each, drawn from one generator per loss): an example counts as robust after R
+    restarts iff it survived all R, which is what ``pgd(..., restarts=R)`` keeps, at the
+    cost of attacking survivors only."""
+    n_final = args.final_limit or len(y)
+    xf, yf = x[:n_final], y[:n_final]
+    counts = sorted({r for r in args.report_restarts if r <= args.restarts} | {args.restarts})
+    alive_at: dict[str, dict[int, torch.Tensor]] = {}
+    for loss in args.losses:
+        t1 = time.perf_counter()
+        gen = torch.Generator().manual_seed(args.seed + 1)
+        alive = torch.ones(len(yf), dtype=torch.bool)
+        alive_at[loss] = {}
+        for r in range(1, args.restarts + 1):
+            idx = alive.nonzero().squeeze(1)
+            if len(idx):
+                survived = robust_correct(
+                    model, (xf[idx], yf[idx]), "pgd", batch_size=args.batch_size,
+                    eps=args.final_eps, steps=args.final_steps, generator=gen,
+                    loss_fn=LOSSES[loss],
+                )  # fmt: skip
+                alive[idx[~survived]] = False
+            if r in counts:
+                alive_at[loss][r] = alive.clone()
+                key = f"{label} pgd-{args.final_steps}x{r}{_suffix(loss)}"
+                data[key] = [{"eps": args.final_eps, "accuracy": float(alive.float().mean())}]
+                meta[key] = {"n": len(yf), "seconds": round(time.perf_counter() - t1, 1),
+                             "run": str(run), "command": command}  # fmt: skip
+                print(f"  {key} at eps {args.final_eps:g}: {data[key][0]['accuracy']:.4f}")
+                _write(out, args.name, data, title)
+    if len(args.losses) > 1:
+        for r in counts:
+            worst = torch.stack([alive_at[loss][r] for loss in args.losses]).all(0)
+            key = f"{label} worst of pgd-{args.final_steps}x{r} " + "/".join(args.losses)
+            data[key] = [{"eps": args.final_eps, "accuracy": float(worst.float().mean())}]
+            meta[key] = {"n": len(yf), "run": str(run), "command": command}
+            print(f"  {key} at eps {args.final_eps:g}: {data[key][0]['accuracy']:.4f}")
+        _write(out, args.name, data, title)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,34 +239,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {key}: " + "  ".join(f"{p['eps']:g}:{p['accuracy']:.4f}" for p in curve))
             _write(out, args.name, data, title)
         if args.final_eps is not None:
-            n_final = args.final_limit or len(y)
-            xf, yf = x[:n_final], y[:n_final]
-            worst = torch.ones(len(yf), dtype=torch.bool)
-            for loss in args.losses:
-                t1 = time.perf_counter()
-                gen = torch.Generator().manual_seed(args.seed + 1)
-                correct = robust_correct(
-                    model, (xf, yf), "pgd", batch_size=args.batch_size, eps=args.final_eps,
-                    steps=args.final_steps, restarts=args.restarts, generator=gen,
-                    loss_fn=LOSSES[loss],
-                )  # fmt: skip
-                worst &= correct
-                acc = float(correct.float().mean())
-                key = f"{label} pgd-{args.final_steps}x{args.restarts}{_suffix(loss)}"
-                data[key] = [{"eps": args.final_eps, "accuracy": acc}]
-                meta[key] = {"n": len(yf), "seconds": round(time.perf_counter() - t1, 1),
-                             "run": str(run), "command": command}  # fmt: skip
-                print(f"  {key} at eps {args.final_eps:g}: {acc:.4f}")
-                _write(out, args.name, data, title)
-            if len(args.losses) > 1:
-                key = f"{label} worst of pgd-{args.final_steps}x{args.restarts} " + "/".join(
-                    args.losses
-                )
-                acc = float(worst.float().mean())
-                data[key] = [{"eps": args.final_eps, "accuracy": acc}]
-                meta[key] = {"n": len(yf), "run": str(run), "command": command}
-                print(f"  {key} at eps {args.final_eps:g}: {acc:.4f}")
-                _write(out, args.name, data, title)
+            _final_points(args, model, label, run, x, y, data, meta, command, out, title)
         if args.panda and i == 0:
             top = max(args.eps_list)
             xs, ys = x[:4], y[:4]
