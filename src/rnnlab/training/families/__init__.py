@@ -155,7 +155,8 @@ class Family:
     samples: Callable[[Config, Data, Callable], Callable] | None = None
     # extra test metrics after training: (cfg, model, test_batches, device, dry_run) -> dict
     finish: Callable[..., dict[str, float]] | None = None
-    # the input `rnnlab summary` traces (shape without batch), or None to list the parts
+    # the input `rnnlab summary` traces (shape without batch; None here = the example's
+    # shape), or a function returning None to list the parts
     summary_input: Callable[[Config, DataSpec], tuple[int, ...] | None] | None = None
     # new examples: (model, z (N, model.latent_dim), labels or None) -> images in [0, 1]
     generate: Callable[[nn.Module, Tensor, Tensor | None], Tensor] | None = None

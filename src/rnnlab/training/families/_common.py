@@ -1,7 +1,10 @@
-"""Helpers the family entries share: the image data view, the limit / validation split of
-tensor data, the recurrent-layer options of a config, and the container a GAN trains as."""
+"""Helpers the family entries share: the image families' entry (:func:`image_family`) and
+data view, the limit / validation split of tensor data, the recurrent-layer options of a
+config, and the container a GAN trains as."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -9,11 +12,12 @@ from torch import Tensor, nn
 from rnnlab.data import DATASETS, load, synthetic_images
 
 from ..config import Config, ConfigError
-from . import Data, keyset
+from . import Data, Family, keyset
+from ._samples import GridWriter
 
 __all__ = [
-    "DCGAN_LAYERS", "IMAGE_DATASETS", "DataError", "GAN", "image_data", "rnn_kwargs", "square",
-    "tensor_data",
+    "DCGAN_LAYERS", "IMAGE_DATASETS", "DataError", "GAN", "image_data", "image_family",
+    "rnn_kwargs", "square", "tensor_data",
 ]  # fmt: skip
 
 DCGAN_LAYERS = 2  # stride-2 blocks of DCGAN / VAE-GAN: 28 -> 14 -> 7, 8 -> 4 -> 2
@@ -70,6 +74,27 @@ def image_data(cfg: Config, dry_run: bool, to_input) -> Data:
     source = f"{sets[0].name} ({sets[0].location})"
     info = {"image_shape": tuple(spec.image_shape), "class_names": tuple(spec.class_names)}
     return tensor_data(cfg, train, test, sets[0].num_classes, source, info)
+
+
+def image_family(
+    to_input: Callable[[Config, Tensor], Tensor], draw=None, *, signed: bool = False, **fields
+) -> Family:
+    """The entry of a family trained on the image datasets: each split is read by
+    :func:`image_data` and ``to_input(cfg, images (N, H, W) in [0, 1])`` turns it into what the
+    model reads, which is also the family's ``model_input`` (``predict`` and the tours feed raw
+    images the same way). ``draw(model, x, y, n, rng) -> {name: images}`` makes the per-epoch
+    sample grids (:class:`~._samples.GridWriter`; ``signed`` images live in [-1, 1]); the other
+    ``fields`` are :class:`Family`'s."""
+    if draw is not None:
+        fields["samples"] = lambda cfg, data, folder: GridWriter(
+            cfg, data, folder, draw, signed=signed
+        )
+    return Family(
+        datasets=IMAGE_DATASETS,
+        build_data=lambda cfg, dry_run: image_data(cfg, dry_run, to_input),
+        model_input=to_input,
+        **fields,
+    )
 
 
 def rnn_kwargs(cfg: Config) -> dict:

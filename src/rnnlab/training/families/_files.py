@@ -1,6 +1,6 @@
 """What the families on the user's own files share (``seq-classify``, ``forecast``,
-``seq-anomaly``): the config keys every reader takes, the run's ``data.json`` and the
-remembered run folder.
+``seq-anomaly``): their entry (:func:`file_family`), the config keys every reader takes, the
+run's ``data.json`` and the remembered run folder.
 
 ``data.json`` holds what a trained model needs besides its weights to read new files: the
 scaler (fit on the training split only), the class names in index order, the channel names,
@@ -24,11 +24,12 @@ from torch import nn
 from rnnlab.utils import atomic_write_text
 
 from ..config import Config
-from . import Data
+from . import Data, Family
 
 __all__ = [
-    "synthetic_series","DATA_JSON", "FILE_DATASETS", "FILE_KEYS", "DataJSONWriter", "fill_rule",
-           "read_data_json", "run_folder"]  # fmt: skip
+    "DATA_JSON", "FILE_DATASETS", "FILE_KEYS", "DataJSONWriter", "file_family", "fill_rule",
+    "read_data_json", "run_folder", "synthetic_series",
+]  # fmt: skip
 
 DATA_JSON = "data.json"
 FILE_DATASETS = ("file",)  # data.dataset of a family whose data comes from data.train / data.path
@@ -70,6 +71,20 @@ class DataJSONWriter:
     def __call__(self, model: nn.Module, epoch: int) -> None:
         _FOLDERS[id(model)] = self.folder
         atomic_write_text(Path(self.folder()) / DATA_JSON, self.text)
+
+
+def file_family(keys: frozenset[str], **fields) -> Family:
+    """The entry of a family on the user's files: ``data.dataset`` is ``file``, the reader
+    options :data:`FILE_KEYS` join the family's ``keys``, ``data.json`` is written after every
+    epoch (:class:`DataJSONWriter`) and ``train.precision`` applies; the other ``fields`` are
+    :class:`Family`'s."""
+    return Family(
+        datasets=FILE_DATASETS,
+        keys=FILE_KEYS | keys,
+        supports=frozenset({"precision"}),
+        samples=DataJSONWriter,
+        **fields,
+    )
 
 
 def run_folder(model: nn.Module) -> Path | None:

@@ -16,9 +16,9 @@ from rnnlab.models import autoencoders as ae
 
 from ..config import Config
 from ..update import Update
-from . import Data, DataSpec, Family, keyset
-from ._common import IMAGE_DATASETS, IMAGE_GEN_KEYS, SIZE_KEYS, image_data
-from ._samples import GridWriter, pairs
+from . import Data, DataSpec, keyset
+from ._common import IMAGE_GEN_KEYS, SIZE_KEYS, image_family
+from ._samples import pairs
 
 __all__ = ["FAMILY", "ae_eval", "ae_step"]
 
@@ -92,12 +92,12 @@ def _draw(model, x, y, n, rng) -> dict[str, Tensor]:
     return {"reconstructions": pairs(x, model(x))}
 
 
-FAMILY = Family(
+FAMILY = image_family(
+    model_input,
+    _draw,
     name="autoencode",
     description="autoencoders on images: reconstruction loss (+ each kind's penalty)",
     kinds=KINDS,
-    datasets=IMAGE_DATASETS,
-    build_data=lambda cfg, dry_run: image_data(cfg, dry_run, model_input),
     build_model=build_model,
     steps=lambda cfg, ctx: (functools.partial(ae_step, update=ctx.update), ae_eval),
     keys=SIZE_KEYS
@@ -108,7 +108,4 @@ FAMILY = Family(
     ),
     supports=frozenset({"precision", "samples"}),
     prepare=prepare,
-    samples=lambda cfg, data, folder: GridWriter(cfg, data, folder, _draw),
-    summary_input=lambda cfg, spec: tuple(spec.example.shape),
-    model_input=model_input,
 )

@@ -21,10 +21,10 @@ from .. import cuda_graph
 from ..adversarial import WarmupAdversarialStep, adversarial_step
 from ..config import Config, ConfigError, changed_keys
 from ..update import Update
-from . import DataSpec, Family, StepContext, keyset
-from ._common import IMAGE_DATASETS, RNN_KEYS, image_data, rnn_kwargs
+from . import DataSpec, StepContext, keyset
+from ._common import RNN_KEYS, image_family, rnn_kwargs
 
-__all__ = ["FAMILY", "IMAGE_KINDS", "classify_eval", "classify_step", "unpack"]
+__all__ = ["FAMILY", "IMAGE_KINDS", "classify_eval", "classify_step", "plain_steps", "unpack"]
 
 IMAGE_KINDS = ("cnn", "cnn-small", "mlp")  # read whole images, not row/pixel sequences
 KINDS = ("simple_rnn", "lstm", "gru", "bilstm", *IMAGE_KINDS)
@@ -90,6 +90,13 @@ def build_model(cfg: Config, spec: DataSpec) -> nn.Module:
     )  # fmt: skip
 
 
+def plain_steps(cfg: Config, ctx: StepContext):
+    """The cross-entropy train and eval steps as they are (no adversarial examples, no CUDA
+    graph): the steps of the families that train classifiers on other data (``seq-classify``,
+    ``text-classify``)."""
+    return functools.partial(classify_step, update=ctx.update), classify_eval
+
+
 def steps(cfg: Config, ctx: StepContext):
     t, update = cfg.train, ctx.update
     if t.adversarial != "none":
@@ -98,10 +105,10 @@ def steps(cfg: Config, ctx: StepContext):
         if t.adv_eps_warmup > 0:
             return WarmupAdversarialStep(t.adv_eps_warmup, **adv), classify_eval
         return functools.partial(adversarial_step, **adv), classify_eval
-    eager = functools.partial(classify_step, update=update)
+    eager, evaluate = plain_steps(cfg, ctx)
     if ctx.graph:
-        return cuda_graph.GraphedStep("classify", eager, update=update, log=ctx.log), classify_eval
-    return eager, classify_eval
+        return cuda_graph.GraphedStep("classify", eager, update=update, log=ctx.log), evaluate
+    return eager, evaluate
 
 
 def check(cfg: Config) -> None:
@@ -119,22 +126,15 @@ def check(cfg: Config) -> None:
             )
 
 
-def summary_input(cfg: Config, spec: DataSpec) -> tuple[int, ...]:
-    return tuple(spec.example.shape)
-
-
-FAMILY = Family(
+FAMILY = image_family(
+    model_input,
     name="classify",
     description="classifiers on images or image sequences: cross-entropy, accuracy",
     kinds=KINDS,
-    datasets=IMAGE_DATASETS,
-    build_data=lambda cfg, dry_run: image_data(cfg, dry_run, model_input),
     build_model=build_model,
     steps=steps,
     keys=RNN_KEYS | ADVERSARIAL_KEYS | keyset("data.view data.permute_seed model.head_dropout"),
     supports=frozenset({"ddp", "cuda_graph", "precision", "classes"}),
     check=check,
-    summary_input=summary_input,
-    model_input=model_input,
     loss=F.cross_entropy,
 )

@@ -39,9 +39,9 @@ from rnnlab.models.forecasters import Seq2SeqForecaster, Seq2VecForecaster
 
 from ..config import Config, ConfigError, copy_config
 from ..update import Update
-from . import Data, DataSpec, Family, StepContext
+from . import Data, DataSpec, StepContext, keyset
 from ._common import DataError
-from ._files import FILE_DATASETS, FILE_KEYS, DataJSONWriter, fill_rule, synthetic_series
+from ._files import file_family, fill_rule, synthetic_series
 
 __all__ = [
     "FAMILY",
@@ -210,36 +210,18 @@ def finish(cfg: Config, model: nn.Module, test_batches, device, dry_run: bool) -
     return out
 
 
-FAMILY = Family(
+FAMILY = file_family(
+    keyset(
+        "data.path data.target data.inputs data.input_len data.horizon data.split data.season "
+        "model.hidden_size model.num_layers model.dropout model.layer_dropout "
+        "model.implementation model.teacher_forcing model.residual"
+    ),
     name="forecast",
     description="multi-step forecasting of a series CSV (Informer protocol): seq2vec or "
     "seq2seq LSTM/GRU, persistence and seasonal-naive baselines",
     kinds=KINDS,
-    datasets=FILE_DATASETS,
     build_data=build_data,
     build_model=build_model,
     steps=steps,
-    keys=FILE_KEYS
-    | frozenset(
-        {
-            "data.path",
-            "data.target",
-            "data.inputs",
-            "data.input_len",
-            "data.horizon",
-            "data.split",
-            "data.season",
-            "model.hidden_size",
-            "model.num_layers",
-            "model.dropout",
-            "model.layer_dropout",
-            "model.implementation",
-            "model.teacher_forcing",
-            "model.residual",
-        }
-    ),
-    supports=frozenset({"precision"}),
-    samples=DataJSONWriter,
     finish=finish,
-    summary_input=lambda cfg, spec: tuple(spec.example.shape),
 )

@@ -27,17 +27,8 @@ from rnnlab.models import gans
 
 from ..config import Config, ConfigError
 from ..update import Update
-from . import DataSpec, Family, StepContext, keyset
-from ._common import (
-    DCGAN_LAYERS,
-    GAN,
-    IMAGE_DATASETS,
-    IMAGE_GEN_KEYS,
-    SIZE_KEYS,
-    image_data,
-    square,
-)
-from ._samples import GridWriter
+from . import DataSpec, StepContext, keyset
+from ._common import DCGAN_LAYERS, GAN, IMAGE_GEN_KEYS, SIZE_KEYS, image_family, square
 
 __all__ = [
     "FAMILY", "discriminator_phase", "frozen", "gan_eval", "gan_step", "generator_phase",
@@ -235,12 +226,12 @@ def steps(cfg: Config, ctx: StepContext):
     return train, functools.partial(gan_eval, loss=t.gan_loss)
 
 
-FAMILY = Family(
+FAMILY = image_family(
+    signed_images,
+    _draw,
     name="gan",
     description="GANs (MLP, DCGAN; conditional, minibatch discrimination): two phases",
     kinds=("mlp", "dcgan"),
-    datasets=IMAGE_DATASETS,
-    build_data=lambda cfg, dry_run: image_data(cfg, dry_run, signed_images),
     build_model=build_model,
     steps=steps,
     keys=SIZE_KEYS
@@ -255,8 +246,6 @@ FAMILY = Family(
     check=check,
     parts=lambda model: {"g": model.generator, "d": model.discriminator},
     beta1=0.5,
-    samples=lambda cfg, data, folder: GridWriter(cfg, data, folder, _draw),
     summary_input=lambda cfg, spec: (cfg.model.latent_dim,),  # the container's forward: z -> x
     generate=generate,
-    model_input=signed_images,
 )

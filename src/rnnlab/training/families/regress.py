@@ -77,6 +77,5 @@ FAMILY = Family(
     steps=steps,
     keys=RNN_KEYS | ADDING_KEYS,
     supports=frozenset({"ddp", "cuda_graph", "precision"}),
-    summary_input=lambda cfg, spec: tuple(spec.example.shape),
     loss=F.mse_loss,
 )

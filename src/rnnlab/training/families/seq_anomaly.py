@@ -45,13 +45,11 @@ from rnnlab.utils import atomic_write_text
 
 from ..config import Config
 from ..update import Update
-from . import Data, DataSpec, Family, StepContext
+from . import Data, DataSpec, StepContext, keyset
 from ._common import DataError, tensor_data
 from ._files import (
     DATA_JSON,
-    FILE_DATASETS,
-    FILE_KEYS,
-    DataJSONWriter,
+    file_family,
     fill_rule,
     read_data_json,
     run_folder,
@@ -217,30 +215,17 @@ def finish(cfg: Config, model: nn.Module, test_batches, device, dry_run: bool) -
     return {f"test_{k}": v for k, v in metrics.items()}
 
 
-FAMILY = Family(
+FAMILY = file_family(
+    keyset(
+        "data.path data.target data.labels data.probation data.window "
+        "model.hidden_size model.latent_dim model.threshold_k"
+    ),
     name="seq-anomaly",
     description="anomaly detection on a series CSV (NAB-style): LSTM-AE windows or forecast "
     "error; threshold from the probationary part",
     kinds=KINDS,
-    datasets=FILE_DATASETS,
     build_data=build_data,
     build_model=build_model,
     steps=steps,
-    keys=FILE_KEYS
-    | frozenset(
-        {
-            "data.path",
-            "data.target",
-            "data.labels",
-            "data.probation",
-            "data.window",
-            "model.hidden_size",
-            "model.latent_dim",
-            "model.threshold_k",
-        }
-    ),
-    supports=frozenset({"precision"}),
-    samples=DataJSONWriter,
     finish=finish,
-    summary_input=lambda cfg, spec: tuple(spec.example.shape),
 )

@@ -19,8 +19,6 @@ Kinds: the recurrent ``lstm``, ``gru``, ``bilstm``, ``simple_rnn``
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import Tensor, nn
 
@@ -31,10 +29,10 @@ from rnnlab.models.classifiers import SequenceClassifier
 from rnnlab.models.series_classifiers import FCN, LSTMFCN
 
 from ..config import Config
-from . import Data, DataSpec, Family, StepContext
+from . import Data, DataSpec, keyset
 from ._common import RNN_KEYS, DataError, rnn_kwargs, tensor_data
-from ._files import FILE_DATASETS, FILE_KEYS, DataJSONWriter, fill_rule
-from .classify import classify_eval, classify_step
+from ._files import file_family, fill_rule
+from .classify import plain_steps
 
 __all__ = ["FAMILY", "KINDS", "read_split", "scale_padded"]
 
@@ -133,32 +131,16 @@ def build_model(cfg: Config, spec: DataSpec) -> nn.Module:
                               head_dropout=m.head_dropout, **kw)  # fmt: skip
 
 
-def steps(cfg: Config, ctx: StepContext):
-    return functools.partial(classify_step, update=ctx.update), classify_eval
-
-
-FAMILY = Family(
+FAMILY = file_family(
+    RNN_KEYS
+    | keyset(
+        "data.train data.test data.target data.id_column data.test_fraction model.head_dropout"
+    ),
     name="seq-classify",
     description="sequence classification on your own files (.ts, CSV, .npy/.npz): "
     "cross-entropy, scaler fit on the training split",
     kinds=KINDS,
-    datasets=FILE_DATASETS,
     build_data=build_data,
     build_model=build_model,
-    steps=steps,
-    keys=RNN_KEYS
-    | FILE_KEYS
-    | frozenset(
-        {
-            "data.train",
-            "data.test",
-            "data.target",
-            "data.id_column",
-            "data.test_fraction",
-            "model.head_dropout",
-        }
-    ),
-    supports=frozenset({"precision"}),
-    samples=DataJSONWriter,
-    summary_input=lambda cfg, spec: tuple(spec.example.shape),
+    steps=plain_steps,
 )

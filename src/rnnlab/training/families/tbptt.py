@@ -64,6 +64,5 @@ FAMILY = Family(
     steps=steps,
     keys=RNN_KEYS | ADDING_KEYS | keyset("train.tbptt_k"),
     supports=frozenset(),  # several backwards per step: one process, fp32
-    summary_input=lambda cfg, spec: tuple(spec.example.shape),
     loss=F.mse_loss,
 )

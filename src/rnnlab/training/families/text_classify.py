@@ -35,9 +35,9 @@ from rnnlab.data.text_classification import (
 from rnnlab.models.text_classifier import TEXT_KINDS, TextClassifier
 
 from ..config import Config, changed_keys
-from . import Data, DataSpec, Family, StepContext
+from . import Data, DataSpec, Family
 from ._common import VAL_SEED, DataError
-from .classify import classify_eval, classify_step
+from .classify import plain_steps
 
 __all__ = ["FAMILY", "labels_of", "vocabulary_of"]
 
@@ -132,12 +132,6 @@ def build_model(cfg: Config, spec: DataSpec) -> nn.Module:
     )  # fmt: skip
 
 
-def steps(cfg: Config, ctx: StepContext):
-    import functools
-
-    return functools.partial(classify_step, update=ctx.update), classify_eval
-
-
 FAMILY = Family(
     name="text-classify",
     description="sentence classifiers: embedding -> bidirectional LSTM/GRU -> pooling -> "
@@ -146,7 +140,7 @@ FAMILY = Family(
     datasets=DATASETS,
     build_data=build_data,
     build_model=build_model,
-    steps=steps,
+    steps=plain_steps,
     keys=KEYS,
     supports=frozenset({"precision"}),
     summary_input=lambda cfg, spec: None,

@@ -15,9 +15,9 @@ from rnnlab.models.vae import VAE, ConvVAE, binarized_iw_nll
 
 from ..config import Config
 from ..update import Update
-from . import DataSpec, Family, StepContext, keyset
-from ._common import IMAGE_DATASETS, IMAGE_GEN_KEYS, SIZE_KEYS, image_data, square
-from ._samples import GridWriter, pairs
+from . import DataSpec, StepContext, keyset
+from ._common import IMAGE_GEN_KEYS, SIZE_KEYS, image_family, square
+from ._samples import pairs
 
 __all__ = ["FAMILY", "importance_weighted_test_nll", "vae_eval", "vae_step"]
 
@@ -97,19 +97,16 @@ def steps(cfg: Config, ctx: StepContext):
             functools.partial(vae_eval, beta=beta))  # fmt: skip
 
 
-FAMILY = Family(
+FAMILY = image_family(
+    model_input,
+    _draw,
     name="vae",
     description="variational autoencoders: negative ELBO; samples and IW-NLL",
     kinds=("mlp", "conv"),
-    datasets=IMAGE_DATASETS,
-    build_data=lambda cfg, dry_run: image_data(cfg, dry_run, model_input),
     build_model=build_model,
     steps=steps,
     keys=SIZE_KEYS | IMAGE_GEN_KEYS | keyset("model.likelihood train.beta train.iw_k"),
     supports=frozenset({"samples", "generation", "likelihood"}),
-    samples=lambda cfg, data, folder: GridWriter(cfg, data, folder, _draw),
     finish=finish,
-    summary_input=lambda cfg, spec: tuple(spec.example.shape),
     generate=generate,
-    model_input=model_input,
 )

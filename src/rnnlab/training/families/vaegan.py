@@ -15,9 +15,9 @@ from rnnlab.models.vaegan import VAEGAN
 
 from ..config import Config
 from ..update import Update
-from . import DataSpec, Family, StepContext, keyset
-from ._common import DCGAN_LAYERS, IMAGE_DATASETS, IMAGE_GEN_KEYS, image_data, square
-from ._samples import GridWriter, pairs
+from . import DataSpec, StepContext, keyset
+from ._common import DCGAN_LAYERS, IMAGE_GEN_KEYS, image_family, square
+from ._samples import pairs
 from .gan import signed_images
 
 __all__ = ["FAMILY", "parts", "vaegan_eval", "vaegan_step"]
@@ -96,12 +96,13 @@ def steps(cfg: Config, ctx: StepContext):
             functools.partial(vaegan_eval, gan_loss=loss))  # fmt: skip
 
 
-FAMILY = Family(
+FAMILY = image_family(
+    signed_images,
+    _draw,
+    signed=True,
     name="vaegan",
     description="VAE-GAN (Larsen et al. 2016): encoder, decoder and discriminator losses",
     kinds=("dcgan",),
-    datasets=IMAGE_DATASETS,
-    build_data=lambda cfg, dry_run: image_data(cfg, dry_run, signed_images),
     build_model=build_model,
     steps=steps,
     keys=IMAGE_GEN_KEYS | keyset("train.gan_loss train.vaegan_gamma"),
@@ -109,8 +110,6 @@ FAMILY = Family(
     monitor=False,
     parts=parts,
     beta1=0.5,
-    samples=lambda cfg, data, folder: GridWriter(cfg, data, folder, _draw, signed=True),
     summary_input=lambda cfg, spec: None,  # three parts, no single forward to trace
     generate=generate,
-    model_input=signed_images,
 )
