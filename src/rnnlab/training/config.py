@@ -238,6 +238,9 @@ class TrainConfig:
                          "lr", ge=1)  # fmt: skip
     gamma: float = key(0.1, "schedule=step/decay/plateau: decay factor (decay: per epoch)",
                        gt=0.0, le=1.0)  # fmt: skip
+    plateau_patience: int = key(1, "schedule=plateau: epochs without improvement before the "
+                                "lr is multiplied by gamma (pytorch/examples' "
+                                "word_language_model: 0, at once)", ge=0)  # fmt: skip
     clip_norm: float | None = key(None, "rescale the global gradient norm to at most this "
                                   "(Pascanu et al. 2013); none = off", gt=0.0)  # fmt: skip
     clip_value: float | None = key(None, "clamp each gradient component to +-this; none = off",
