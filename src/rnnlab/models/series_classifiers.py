@@ -1,12 +1,17 @@
 """Time-series classifiers beside :class:`~rnnlab.models.classifiers.SequenceClassifier`: the
 fully convolutional network of Wang, Yan & Oates (2017, "Time series classification from
-scratch with deep neural networks") and the LSTM-FCN of Karim et al. (2017), the strongest
-plain deep baselines of Fawaz et al. (2019)'s UCR/UEA comparison.
+scratch with deep neural networks") and the LSTM-FCN of Karim et al. (2017), and their ResNet,
+the strongest plain deep baselines of Fawaz et al. (2019)'s UCR/UEA comparison.
 
 FCN: three blocks ``Conv1d(k) -> BatchNorm -> ReLU`` with 128, 256, 128 filters and kernels
 8, 5, 3 ("same" padding), then global average pooling over the valid steps and a Dense
 layer. LSTM-FCN concatenates the FCN's pooled features with the last output of an LSTM
 branch (dropout before the concatenation, 0.8 in the paper) and classifies the concatenation.
+ResNet: three residual blocks, each the FCN's three ``Conv1d -> BatchNorm`` layers (kernels
+8, 5, 3, ReLU after the first two) with ``F`` = 64, 128, 128 filters, added to a shortcut
+(``Conv1d(1) -> BatchNorm`` where the width changes, BatchNorm alone where it does not), then
+ReLU; ``h_out = relu(BN(conv3(relu(BN(conv2(relu(BN(conv1(h)))))))) + shortcut(h))``; then
+the same masked pooling and Dense layer.
 Here the LSTM reads the series along time (the paper's "dimension shuffle", one step of ``T``
 features, fits only equal-length univariate series; ``shuffle=True`` selects it).
 
@@ -23,16 +28,30 @@ from torch import Tensor, nn
 
 from rnnlab.layers import LSTM
 
-__all__ = ["FCN", "LSTMFCN"]
+__all__ = ["FCN", "LSTMFCN", "ResNet"]
 
 FILTERS = (128, 256, 128)
 KERNELS = (8, 5, 3)
+RESNET_FILTERS = (64, 128, 128)
 
 
 def _valid(x: Tensor, lengths: Tensor | None) -> Tensor | None:
     if lengths is None:
         return None
     return (torch.arange(x.shape[1], device=x.device) < lengths.to(x.device)[:, None])[:, None]
+
+
+def _same(conv: nn.Conv1d, h: Tensor) -> Tensor:
+    """``conv`` with "same" padding: (k - 1) // 2 zeros before, k // 2 after."""
+    k = conv.kernel_size[0]
+    return conv(F.pad(h, ((k - 1) // 2, k // 2)))
+
+
+def _pool(h: Tensor, mask: Tensor | None) -> Tensor:
+    """Global average pooling of ``h (B, F, T)`` over the valid steps: ``(B, F)``."""
+    if mask is None:
+        return h.mean(-1)
+    return (h * mask).sum(-1) / mask.sum(-1).clamp_min(1)
 
 
 class _ConvFeatures(nn.Module):
@@ -54,11 +73,8 @@ class _ConvFeatures(nn.Module):
         for conv, norm in self.blocks:
             if mask is not None:
                 h = h * mask
-            k = conv.kernel_size[0]  # "same": (k - 1) // 2 zeros before, k // 2 after
-            h = torch.relu(norm(conv(F.pad(h, ((k - 1) // 2, k // 2)))))
-        if mask is None:
-            return h.mean(-1)
-        return (h * mask).sum(-1) / mask.sum(-1).clamp_min(1)
+            h = torch.relu(norm(_same(conv, h)))
+        return _pool(h, mask)
 
 
 class FCN(nn.Module):
@@ -104,3 +120,49 @@ class LSTMFCN(nn.Module):
         else:
             h = self.lstm(x, lengths)
         return self.dense(torch.cat([self.dropout(h), self.features(x, lengths)], dim=-1))
+
+
+class _ResidualBlock(nn.Module):
+    """Three "same" convolutions (kernels 8, 5, 3) with BatchNorm plus a shortcut:
+    ``(B, C_in, T) -> (B, filters, T)``."""
+
+    def __init__(self, size: int, filters: int) -> None:
+        super().__init__()
+        sizes = (size, filters, filters)
+        self.convs = nn.ModuleList(
+            nn.Conv1d(c, filters, k) for c, k in zip(sizes, KERNELS, strict=True)
+        )
+        self.norms = nn.ModuleList(nn.BatchNorm1d(filters) for _ in KERNELS)
+        self.project = nn.Conv1d(size, filters, 1) if size != filters else None
+        self.short_norm = nn.BatchNorm1d(filters)
+
+    def forward(self, h: Tensor, mask: Tensor | None) -> Tensor:
+        out = h
+        for i, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
+            if mask is not None:
+                out = out * mask
+            out = norm(_same(conv, out))
+            if i < len(self.convs) - 1:
+                out = torch.relu(out)
+        short = self.project(h) if self.project is not None else h
+        return torch.relu(out + self.short_norm(short))
+
+
+class ResNet(nn.Module):
+    """Wang et al. (2017)'s ResNet as Fawaz et al. (2019) run it: logits ``(B, num_classes)``
+    from ``x (B, T, C)`` and optional ``lengths (B,)``."""
+
+    def __init__(self, channels: int, num_classes: int, filters=RESNET_FILTERS) -> None:
+        super().__init__()
+        sizes = (channels, *filters[:-1])
+        self.blocks = nn.ModuleList(
+            _ResidualBlock(c, f) for c, f in zip(sizes, filters, strict=True)
+        )
+        self.dense = nn.Linear(filters[-1], num_classes)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        mask = _valid(x, lengths)  # (B, 1, T) or None
+        h = x.transpose(1, 2)  # (B, C, T)
+        for block in self.blocks:
+            h = block(h, mask)
+        return self.dense(_pool(h, mask))

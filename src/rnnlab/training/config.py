@@ -241,6 +241,7 @@ class TrainConfig:
     plateau_patience: int = key(1, "schedule=plateau: epochs without improvement before the "
                                 "lr is multiplied by gamma (pytorch/examples' "
                                 "word_language_model: 0, at once)", ge=0)  # fmt: skip
+    min_lr: float = key(0.0, "schedule=plateau: the lr is never decayed below this", ge=0.0)
     clip_norm: float | None = key(None, "rescale the global gradient norm to at most this "
                                   "(Pascanu et al. 2013); none = off", gt=0.0)  # fmt: skip
     clip_value: float | None = key(None, "clamp each gradient component to +-this; none = off",

@@ -127,10 +127,8 @@ def _schedule(cfg: Config, optimizer: torch.optim.Optimizer, steps_per_epoch: in
     if t.schedule == "onecycle":
         return sched.OneCycleLR(optimizer, max_lr=t.lr, total_steps=total), "step"
     if t.schedule == "plateau":
-        return (
-            sched.ReduceLROnPlateau(optimizer, factor=t.gamma, patience=t.plateau_patience),
-            "plateau",
-        )
+        return sched.ReduceLROnPlateau(optimizer, factor=t.gamma, patience=t.plateau_patience,
+                                       min_lr=t.min_lr), "plateau"  # fmt: skip
     return None, "epoch"
 
 

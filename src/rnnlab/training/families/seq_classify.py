@@ -12,7 +12,7 @@ run's ``data.json`` (:mod:`._files`). A batch is ``(x, y, lengths)``: variable-l
 sequences are right-padded and read through ``lengths``.
 
 Kinds: the recurrent ``lstm``, ``gru``, ``bilstm``, ``simple_rnn``
-(:class:`~rnnlab.models.classifiers.SequenceClassifier`), ``fcn`` and ``lstm-fcn``
+(:class:`~rnnlab.models.classifiers.SequenceClassifier`), ``fcn``, ``resnet`` and ``lstm-fcn``
 (:mod:`rnnlab.models.series_classifiers`; ``model.hidden_size`` is the LSTM branch,
 ``model.head_dropout`` its dropout).
 """
@@ -26,7 +26,7 @@ from rnnlab.data.files import read_sequences
 from rnnlab.data.records import DataFileError, Sequences, class_names, encode_labels
 from rnnlab.data.windows import Scaler
 from rnnlab.models.classifiers import SequenceClassifier
-from rnnlab.models.series_classifiers import FCN, LSTMFCN
+from rnnlab.models.series_classifiers import FCN, LSTMFCN, ResNet
 
 from ..config import Config
 from . import Data, DataSpec, keyset
@@ -36,7 +36,7 @@ from .classify import plain_steps
 
 __all__ = ["FAMILY", "KINDS", "read_split", "scale_padded"]
 
-KINDS = ("lstm", "gru", "bilstm", "simple_rnn", "fcn", "lstm-fcn")
+KINDS = ("lstm", "gru", "bilstm", "simple_rnn", "fcn", "resnet", "lstm-fcn")
 TEST_SEED = 54321  # the held-out test split of a run without data.test is always the same
 DRY_RUN = 64  # sequences per split with --dry-run
 
@@ -123,6 +123,8 @@ def build_model(cfg: Config, spec: DataSpec) -> nn.Module:
     m, channels, k = cfg.model, spec.example.shape[-1], spec.num_classes
     if m.kind == "fcn":
         return FCN(channels, k)
+    if m.kind == "resnet":
+        return ResNet(channels, k)
     if m.kind == "lstm-fcn":
         return LSTMFCN(channels, k, m.hidden_size, m.head_dropout)
     kw = rnn_kwargs(cfg)
