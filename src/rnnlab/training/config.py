@@ -133,6 +133,9 @@ class DataConfig:
                            "timestamp, else the first non-numeric one")  # fmt: skip
     fill: str = key("none", "missing, NaN or inf values: none (an error), ffill, zero, linear",
                     choices=("none", "ffill", "zero", "linear"))  # fmt: skip
+    scaler: str = key("", "seq-classify / forecast / seq-anomaly: the scaler to use as JSON "
+                      "(mean, std); '' = fit it on the training split (rnnlab evaluate sets "
+                      "it from the run's data.json)")  # fmt: skip
     input_len: int = key(96, "forecast: input steps per window (L)", ge=1)
     horizon: int = key(24, "forecast: steps predicted per window (H)", ge=1)
     split: str = key("informer", "forecast: informer (ETTh1 rows [0,8640) / [8640,11520) / "

@@ -11,10 +11,12 @@ The CLI's ``train``/``evaluate``/``predict`` are thin shells around :func:`train
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -282,10 +284,15 @@ def load_run(path: str | os.PathLike, checkpoint: str | None = None) -> tuple[Co
 
 
 def evaluate_run(path: str | os.PathLike, *, data_dir: str | None = None) -> dict[str, float]:
-    """Test-split metrics of a run folder's final weights (see :func:`load_run`)."""
+    """Test-split metrics of a run folder's final weights (see :func:`load_run`). A run that
+    saved its scaler (``data.json``, the families on the user's files) has its test split
+    scaled with those training statistics, as ``predict`` does, not with refit ones."""
     cfg, model = load_run(path)
     if data_dir is not None:
         cfg.data.data_dir = data_dir
+    saved = Path(path) / "data.json"
+    if saved.is_file() and "scaler" in (info := json.loads(saved.read_text())):
+        cfg.data.scaler = json.dumps(info["scaler"])
     data = build_data(cfg)
     eval_step = steps_for(cfg)[1]
     batches = _batches(data.test, cfg.train.eval_batch_size, {}, shuffle=False)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from torch import nn
 
+from rnnlab.data.windows import Scaler
 from rnnlab.utils import atomic_write_text
 
 from ..config import Config
@@ -28,12 +29,12 @@ from . import Data, Family
 
 __all__ = [
     "DATA_JSON", "FILE_DATASETS", "FILE_KEYS", "DataJSONWriter", "file_family", "fill_rule",
-    "read_data_json", "run_folder", "synthetic_series",
+    "read_data_json", "run_folder", "synthetic_series", "training_scaler",
 ]  # fmt: skip
 
 DATA_JSON = "data.json"
 FILE_DATASETS = ("file",)  # data.dataset of a family whose data comes from data.train / data.path
-FILE_KEYS = frozenset({"data.time_column", "data.fill"})
+FILE_KEYS = frozenset({"data.time_column", "data.fill", "data.scaler"})
 _FOLDERS: dict[int, Callable[[], str | os.PathLike]] = {}  # id(model) -> its run folder
 
 
@@ -53,6 +54,12 @@ def synthetic_series(rows: int, channels: list[str]):
     start = datetime(2000, 1, 1)
     time = [str(start + timedelta(hours=i)) for i in range(rows)]
     return Series(values, list(channels), time, "synthetic stand-in (--dry-run)")
+
+
+def training_scaler(cfg: Config, fit: Callable[[], Scaler]) -> Scaler:
+    """The scaler ``data.scaler`` holds (a finished run's, as ``rnnlab evaluate`` passes it),
+    else ``fit()`` (on the training split only)."""
+    return Scaler.from_dict(json.loads(cfg.data.scaler)) if cfg.data.scaler else fit()
 
 
 def fill_rule(cfg: Config) -> str | None:

@@ -41,7 +41,7 @@ from ..config import Config, ConfigError, copy_config
 from ..update import Update
 from . import Data, DataSpec, StepContext, keyset
 from ._common import DataError
-from ._files import file_family, fill_rule, synthetic_series
+from ._files import file_family, fill_rule, synthetic_series, training_scaler
 
 __all__ = [
     "FAMILY",
@@ -107,7 +107,7 @@ def build_data(cfg: Config, dry_run: bool) -> Data:
     values = series.values[:, columns]  # (T, n_inputs)
     target_in_input = [inputs.index(t) for t in targets]
     ranges = series_split(cfg, len(values))
-    scaler = Scaler.fit(values[ranges[0][0] : ranges[0][1]])  # the training rows only
+    scaler = training_scaler(cfg, lambda: Scaler.fit(values[ranges[0][0] : ranges[0][1]]))
     scaled = scaler.transform(values)
     splits = []
     for name, (start, stop) in zip(("train", "val", "test"), ranges, strict=True):

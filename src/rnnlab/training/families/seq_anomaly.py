@@ -54,6 +54,7 @@ from ._files import (
     read_data_json,
     run_folder,
     synthetic_series,
+    training_scaler,
 )
 from .forecast import forecast_eval, forecast_step
 
@@ -116,7 +117,7 @@ def build_data(cfg: Config, dry_run: bool) -> Data:
     if n_prob < d.window + 2:
         raise DataFileError(f"{d.path}: expected the probationary {d.probation:.0%} to hold more "
                             f"than data.window={d.window} + 1 rows, got {n_prob}")  # fmt: skip
-    scaler = Scaler.fit(values[:n_prob])
+    scaler = training_scaler(cfg, lambda: Scaler.fit(values[:n_prob]))
     scaled = scaler.transform(values)
     if cfg.model.kind == "lstm-ae":
         train = (sliding_windows(scaled[:n_prob], d.window),)
@@ -184,7 +185,7 @@ def finish(cfg: Config, model: nn.Module, test_batches, device, dry_run: bool) -
     if dry_run:
         values = values[: max(4 * d.window, int(len(values) * d.probation) + d.window)]
     n_prob = int(len(series.values) * d.probation)
-    scaler = Scaler.fit(values[:n_prob])
+    scaler = training_scaler(cfg, lambda: Scaler.fit(values[:n_prob]))
     scores = score_series(cfg, model, values, scaler).cpu()
     threshold = probationary_threshold(scores, d.probation * len(series.values) / len(values),
                                        cfg.model.threshold_k)  # fmt: skip

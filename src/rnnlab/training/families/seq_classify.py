@@ -8,7 +8,8 @@ split (``data.val_fraction``) is carved from the training data only. Labels are 
 indices in sorted order (numerically when all are numbers) and the names saved; a test label
 the training data lacks is an error. Each channel is standardised with the mean and standard
 deviation of the training split's valid steps (padding excluded); the statistics go into the
-run's ``data.json`` (:mod:`._files`). A batch is ``(x, y, lengths)``: variable-length
+run's ``data.json`` (:mod:`._files`), and ``data.scaler`` (set by ``rnnlab evaluate``) replaces
+the fit. A batch is ``(x, y, lengths)``: variable-length
 sequences are right-padded and read through ``lengths``.
 
 Kinds: the recurrent ``lstm``, ``gru``, ``bilstm``, ``simple_rnn``
@@ -31,7 +32,7 @@ from rnnlab.models.series_classifiers import FCN, LSTMFCN, ResNet
 from ..config import Config
 from . import Data, DataSpec, keyset
 from ._common import RNN_KEYS, DataError, rnn_kwargs, tensor_data
-from ._files import file_family, fill_rule
+from ._files import file_family, fill_rule, training_scaler
 from .classify import plain_steps
 
 __all__ = ["FAMILY", "KINDS", "read_split", "scale_padded"]
@@ -109,7 +110,7 @@ def build_data(cfg: Config, dry_run: bool) -> Data:
     data = tensor_data(cfg, whole, test, len(classes), source)
     x, _, lengths = data.train
     valid = (torch.arange(x.shape[1]) < lengths[:, None])[..., None]
-    scaler = Scaler.fit(torch.where(valid, x, torch.nan))  # the training split only
+    scaler = training_scaler(cfg, lambda: Scaler.fit(torch.where(valid, x, torch.nan)))
     splits = [data.train, data.val, data.test]
     data.train, data.val, data.test = (
         None if s is None else (scale_padded(s[0], s[2], scaler), s[1], s[2]) for s in splits
