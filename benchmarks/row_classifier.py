@@ -46,7 +46,7 @@ from torch import nn  # noqa: E402
 from rnnlab.data.datasets import load  # noqa: E402
 from rnnlab.training.config import apply_overrides, load_preset  # noqa: E402
 from rnnlab.training.experiment import _steps_for, build_model  # noqa: E402
-from rnnlab.training.loop import Batches, fit  # noqa: E402
+from rnnlab.training.loop import Batches, Checkpointing, FitOptions, fit  # noqa: E402
 from rnnlab.utils import seed_everything  # noqa: E402
 
 try:  # the engine's optimizer module
@@ -134,11 +134,10 @@ class RnnlabPreset:
             self.data,
             train_step=self.step,
             epochs=self.done,
-            scheduler=self.scheduler,
-            scheduler_interval=self.interval,
-            state=self.state,
-            log=None,
-            progress=False,
+            checkpointing=Checkpointing(state=self.state),
+            options=FitOptions(
+                scheduler=self.scheduler, scheduler_interval=self.interval, log=None
+            ),
         )
 
     def test_accuracy(self) -> float:

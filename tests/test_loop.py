@@ -12,7 +12,7 @@ from rnnlab.models.classifiers import SequenceClassifier, SequenceRegressor
 from rnnlab.training.checkpoint import RunDir, load_checkpoint
 from rnnlab.training.families.classify import classify_eval, classify_step
 from rnnlab.training.families.tbptt import _final_step_mse, tbptt_step
-from rnnlab.training.loop import Batches, FitOptions, TrainingStopped, evaluate, fit
+from rnnlab.training.loop import Batches, Checkpointing, FitOptions, TrainingStopped, evaluate, fit
 from rnnlab.training.update import Update
 
 
@@ -23,14 +23,15 @@ def _toy(n=64, T=5, seed=0):
     return x, y
 
 
-def _fit(model, x, y, **kwargs):
+def _fit(model, x, y, run=None, state=None, **kwargs):
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
     data = Batches(x, y, batch_size=16, seed=0)
     val = Batches(x, y, batch_size=32, shuffle=False)
     kwargs.setdefault("epochs", 5)
     return fit(
         model, opt, data, train_step=classify_step, eval_step=classify_eval,
-        val_data=val, log=None, **kwargs,
+        val_data=val, checkpointing=Checkpointing(run, state), options=FitOptions(log=None),
+        **kwargs,
     )  # fmt: skip
 
 
@@ -91,8 +92,8 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement():
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     state = fit(
         model, opt, Batches(x, y, batch_size=16), train_step=classify_step,
-        eval_step=frozen_eval, val_data=[(x, y)], epochs=10, options=FitOptions(patience=2),
-        log=None,
+        eval_step=frozen_eval, val_data=[(x, y)], epochs=10,
+        options=FitOptions(patience=2, log=None),
     )  # fmt: skip
     assert state.epoch == 3 and "early stopping" in state.stopped
 
@@ -169,7 +170,7 @@ def test_restore_best_ends_with_the_weights_of_the_best_validation_epoch(restore
     state = fit(
         model, torch.optim.Adam(model.parameters(), lr=0.05), Batches(x, y, batch_size=16),
         train_step=classify_step, eval_step=scripted_eval, val_data=[(x, y)], epochs=4,
-        options=FitOptions(restore_best=restore), on_epoch_end=keep, log=None,
+        options=FitOptions(restore_best=restore, log=None), on_epoch_end=keep,
     )  # fmt: skip
     assert state.best_epoch == 2 and state.restored == (2 if restore else 0)
     expected = weights[1] if restore else weights[3]
@@ -225,3 +226,24 @@ def test_restore_best_after_a_resume_reads_the_best_epoch_from_best_pt(tmp_path,
     _, loaded = experiment.load_run(tmp_path / "r")
     for k, v in loaded.state_dict().items():
         assert torch.equal(v, best["model"][k]), k
+
+
+def test_fit_takes_about_ten_parameters_each_named_in_its_docstring():
+    import inspect
+
+    params = inspect.signature(fit).parameters
+    assert len(params) <= 11, list(params)
+    for name in params:
+        assert f"``{name}" in fit.__doc__, name
+
+
+def test_the_scheduler_in_the_options_steps_at_its_interval():
+    x, y = _toy(48)
+    for interval, expected in (("step", 6), ("epoch", 2)):
+        model = SequenceClassifier("gru", 3, 4, 2)
+        opt = torch.optim.SGD(model.parameters(), lr=1.0)
+        scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+        options = FitOptions(scheduler=scheduler, scheduler_interval=interval, log=None)
+        fit(model, opt, Batches(x, y, batch_size=16), train_step=classify_step, epochs=2,
+            options=options)  # fmt: skip
+        assert opt.param_groups[0]["lr"] == 0.5**expected, interval

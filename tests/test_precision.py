@@ -12,7 +12,7 @@ from rnnlab.training.checkpoint import RunDir, load_checkpoint
 from rnnlab.training.config import ConfigError, apply_overrides, load_preset
 from rnnlab.training.families.classify import classify_step
 from rnnlab.training.families.regress import regress_step
-from rnnlab.training.loop import Batches, fit, resume
+from rnnlab.training.loop import Batches, Checkpointing, FitOptions, fit, resume
 from rnnlab.training.precision import Precision, make_precision
 from rnnlab.training.update import Update
 
@@ -30,7 +30,8 @@ def _curve(amp, epochs=6):
     x, y = _toy()
     records = []
     fit(
-        model, opt, Batches(x, y, batch_size=32, seed=0), epochs=epochs, log=None,
+        model, opt, Batches(x, y, batch_size=32, seed=0), epochs=epochs,
+        options=FitOptions(log=None),
         train_step=functools.partial(classify_step, update=Update(precision=amp)),
         on_epoch_end=lambda state, record: records.append(record["train_loss"]),
     )  # fmt: skip
@@ -114,7 +115,8 @@ def test_the_loss_scaler_state_is_checkpointed_and_resumed(tmp_path):
     amp = scaled()
     run = RunDir.create(tmp_path, "r", {}, [])
     fit(
-        model, opt, data, epochs=2, run=run, log=None, extras={"scaler": amp},
+        model, opt, data, epochs=2, checkpointing=Checkpointing(run, extras={"scaler": amp}),
+        options=FitOptions(log=None),
         train_step=functools.partial(classify_step, update=Update(precision=amp)),
     )  # fmt: skip
     saved = load_checkpoint(run.checkpoints / "last.pt")["scaler"]
@@ -129,8 +131,9 @@ def test_a_run_without_a_scaler_checkpoints_none(tmp_path):
     model = SequenceClassifier("gru", 4, 8, 3)
     run = RunDir.create(tmp_path, "r", {}, [])
     opt = torch.optim.Adam(model.parameters())
-    fit(model, opt, Batches(x, y, batch_size=32), epochs=1, run=run, log=None,
-        extras={"scaler": make_precision("fp32", "cpu")}, train_step=classify_step)  # fmt: skip
+    saving = Checkpointing(run, extras={"scaler": make_precision("fp32", "cpu")})
+    fit(model, opt, Batches(x, y, batch_size=32), epochs=1, checkpointing=saving,
+        options=FitOptions(log=None), train_step=classify_step)  # fmt: skip
     assert load_checkpoint(run.checkpoints / "last.pt")["scaler"] is None
 
 

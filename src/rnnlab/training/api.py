@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from rnnlab.data.sequences import lengths_to_mask, pad_sequences
 from rnnlab.training.checkpoint import RunDir
-from rnnlab.training.loop import Batches, FitOptions, FitState, evaluate
+from rnnlab.training.loop import Batches, Checkpointing, FitOptions, FitState, evaluate
 from rnnlab.training.loop import fit as _fit
 from rnnlab.training.update import Update
 
@@ -230,12 +230,13 @@ def fit(
         config = {"fit": {"task": task, "epochs": epochs, "batch_size": batch_size, "lr": lr,
                           "seed": seed, "model": type(model).__name__}}  # fmt: skip
         run = RunDir.create(checkpoint_dir, name, config, [])
-    options = FitOptions(patience=patience, restore_best=restore_best, progress=progress)
+    options = FitOptions(patience=patience, restore_best=restore_best, progress=progress, log=log)
     try:
         history.state = _fit(
             model, optimizer, train_data, train_step=train_step, eval_step=eval_step,
-            val_data=val_batches, epochs=epochs, device=device, run=run, options=options,
-            on_epoch_end=lambda state, record: history.records.append(dict(record)), log=log,
+            val_data=val_batches, epochs=epochs, device=device,
+            checkpointing=Checkpointing(run), options=options,
+            on_epoch_end=lambda state, record: history.records.append(dict(record)),
         )  # fmt: skip
     except BaseException:
         if run is not None:

@@ -31,7 +31,16 @@ from .families import Data, DataSpec, StepContext
 from .families._common import DataError
 from .families.classify import IMAGE_KINDS
 from .families.regress import ADDING_SEEDS
-from .loop import Batches, FitOptions, FitState, TrainingStopped, evaluate, fit, resume
+from .loop import (
+    Batches,
+    Checkpointing,
+    FitOptions,
+    FitState,
+    TrainingStopped,
+    evaluate,
+    fit,
+    resume,
+)
 from .optim import build_optimizer, build_schedule
 from .precision import Precision, make_precision
 from .regularize import regularizers
@@ -197,17 +206,16 @@ def train(
         if resume_from is not None:
             best = str(RunDir.open(resume_from).checkpoints / "best.pt")
         options = FitOptions(
-            scheduler_interval=interval, patience=t.patience, max_steps=max_steps,
-            monitor=family.monitor, restore_best=t.restore_best, progress=progress,
-            best_checkpoint=best,
-            time_budget=t.time_budget,
+            scheduler=scheduler, scheduler_interval=interval, patience=t.patience,
+            max_steps=max_steps, monitor=family.monitor, restore_best=t.restore_best,
+            time_budget=t.time_budget, progress=progress, log=log,
         )  # fmt: skip
+        checkpointing = Checkpointing(run, state, extras, best_checkpoint=best)
         try:
             state = fit(
                 model, optimizer, train_data, train_step=train_step, eval_step=eval_step,
-                val_data=val_data, epochs=t.epochs, scheduler=scheduler, device=device,
-                run=run, state=state, options=options, extras=extras, on_epoch_end=hook,
-                log=log,
+                val_data=val_data, epochs=t.epochs, device=device,
+                checkpointing=checkpointing, options=options, on_epoch_end=hook,
             )  # fmt: skip
         except TrainingStopped as e:
             if run is not None and run.committed:

@@ -13,8 +13,10 @@ duties subclasses :class:`Step`: ``on_epoch_start(epoch, steps)`` (a schedule of
 stateful model's reset) and ``epoch_metrics() -> (sums, seen)`` for metrics it defers (the
 CUDA-graph step sums them on the device and reads them once per epoch, returning ``{}`` per
 batch). ``epoch_metrics`` may raise :class:`~.update.NonFiniteError`, which stops training
-like a per-step one. ``extras`` (``{name: object with state_dict/load_state_dict}``, e.g. the
-loss scaler) go into every checkpoint under their names.
+like a per-step one. What :func:`fit` saves and where it continues from is one
+:class:`Checkpointing` (the run folder, the :class:`FitState` to continue, ``extras``: ``{name:
+object with state_dict/load_state_dict}``, e.g. the loss scaler, saved in every checkpoint
+under their names); how it schedules, stops and reports is one :class:`FitOptions`.
 
 On disk each epoch is written in the order that survives a kill at any point
 (:meth:`~.checkpoint.RunDir.save`): ``best.pt`` (when the epoch improved), then ``last.pt``
@@ -32,6 +34,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -41,8 +44,8 @@ from tqdm import tqdm
 from .checkpoint import RunDir, get_rng_state, load_checkpoint, set_rng_state, unwrap
 from .update import NonFiniteError
 
-__all__ = ["Batches", "FitOptions", "FitState", "Step", "TrainingStopped", "evaluate", "fit",
-           "resume"]  # fmt: skip
+__all__ = ["Batches", "Checkpointing", "FitOptions", "FitState", "Step", "TrainingStopped",
+           "evaluate", "fit", "resume"]  # fmt: skip
 
 
 class TrainingStopped(RuntimeError):
@@ -133,26 +136,45 @@ class FitState:
 
 @dataclass
 class FitOptions:
-    """How :func:`fit` schedules, stops and ends.
+    """How :func:`fit` schedules, stops, ends and reports.
 
-    ``scheduler_interval``: "step", "epoch" or "plateau" (stepped with the monitored value);
+    ``scheduler`` (a torch LR scheduler, or None) is stepped every ``scheduler_interval``:
+    "step", "epoch" or "plateau" (with the monitored value); its state is checkpointed.
     ``patience`` > 0 stops after that many epochs without improvement; ``max_steps`` > 0 cuts
     each epoch short (dry runs); ``monitor``: False when the steps have no single loss (no
     best, no early stopping); ``restore_best``: end with the best epoch's weights (only when
-    there is validation data); ``progress``: a tqdm bar per epoch; ``best_checkpoint``: the
-    file restore_best reads the best weights from when they are not in memory (a resumed run
-    whose best epoch came before the resume; default: the run's best.pt); ``time_budget`` > 0:
-    stop once ``FitState.train_seconds`` reaches it, after the step that crossed it (the
-    partial epoch is evaluated, checkpointed and counts as an epoch)."""
+    there is validation data); ``time_budget`` > 0: stop once ``FitState.train_seconds``
+    reaches it, after the step that crossed it (the partial epoch is evaluated, checkpointed
+    and counts as an epoch); ``progress``: a tqdm bar per epoch; ``log``: where each epoch's
+    line goes (None = nowhere; rank 0 only)."""
 
+    scheduler: Any = None  # a torch.optim.lr_scheduler object
     scheduler_interval: str = "epoch"
     patience: int = 0
     max_steps: int = 0
     monitor: bool = True
     restore_best: bool = False
-    progress: bool = False
-    best_checkpoint: str | None = None  # where restore_best finds the best weights after a resume
     time_budget: float = 0.0  # seconds of training, then stop (mid-epoch if need be); 0 = none
+    progress: bool = False
+    log: Callable[[str], None] | None = print
+
+
+@dataclass
+class Checkpointing:
+    """What :func:`fit` saves after each epoch and where it continues from.
+
+    ``run``: the run folder each epoch's checkpoints and record go to (rank 0 only; None =
+    nothing is saved); ``state``: the :class:`FitState` to continue from (what :func:`resume`
+    returned, or a previous ``fit``'s; None = a new run); ``extras``: ``{name: object with
+    state_dict/load_state_dict}`` saved in every checkpoint under its name (and restored by
+    :func:`resume` from the same dict); ``best_checkpoint``: the file ``restore_best`` reads the
+    best weights from when they are not in memory (a resumed run whose best epoch came before
+    the resume; default: the run's best.pt)."""
+
+    run: RunDir | None = None
+    state: FitState | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+    best_checkpoint: str | None = None
 
 
 def _to(batch, device) -> tuple:
@@ -199,8 +221,10 @@ def _checkpoint(model, optimizer, scheduler, data, state: FitState, extras, reco
 
 
 def resume(path, model, optimizer, scheduler, data, extras: dict | None = None) -> FitState:
-    """Restore everything :func:`fit` saved in checkpoint ``path``; returns its FitState.
-    ``extras``: the objects :func:`fit` got as ``extras`` (e.g. ``{"scaler": precision}``)."""
+    """Restore everything :func:`fit` saved in checkpoint ``path``; returns its FitState
+    (``Checkpointing(state=...)`` continues from it). ``scheduler``: the one in
+    :class:`FitOptions` (or None); ``extras``: the objects of :class:`Checkpointing`'s
+    ``extras`` (e.g. ``{"scaler": precision}``)."""
     ckpt = load_checkpoint(path)
     for name, obj in (extras or {}).items():
         obj.load_state_dict(ckpt.get(name))
@@ -234,7 +258,7 @@ def _out_of_time(state: FitState, options: FitOptions, started: float | None = N
     return True
 
 
-def _train_epoch(model, optimizer, train_data, step, scheduler, state, options, device, bar):
+def _train_epoch(model, optimizer, train_data, step, state, options, device, bar):
     """One pass over ``train_data`` (or until the time budget); returns the epoch's mean
     train metrics."""
     sums, seen, started = {}, 0, time.perf_counter()
@@ -247,8 +271,8 @@ def _train_epoch(model, optimizer, train_data, step, scheduler, state, options, 
         except NonFiniteError as e:
             raise _stop(state, e, f"at epoch {state.epoch + 1}, step {state.step + 1}") from e
         state.step += 1
-        if scheduler is not None and options.scheduler_interval == "step":
-            scheduler.step()
+        if options.scheduler is not None and options.scheduler_interval == "step":
+            options.scheduler.step()
         if metrics:  # a deferring step returns {} and sums on the device
             n = len(batch[0])
             for key, value in metrics.items():
@@ -285,30 +309,37 @@ def fit(
     epochs: int,
     eval_step: Callable | None = None,
     val_data=None,
-    scheduler=None,
     device: str | torch.device = "cpu",
-    run: RunDir | None = None,
-    state: FitState | None = None,
+    checkpointing: Checkpointing | None = None,
     options: FitOptions | None = None,
-    extras: dict | None = None,
     on_epoch_end: Callable[[FitState, dict], None] | None = None,
-    log: Callable[[str], None] | None = print,
 ) -> FitState:
-    """Train ``model`` for ``epochs`` (from ``state.epoch`` when resuming).
+    """Train ``model`` with ``optimizer`` for ``epochs`` (counted from ``state.epoch`` when
+    continuing); returns the final :class:`FitState`.
 
-    ``train_step(model, batch, optimizer) -> metrics`` (a function, or a :class:`Step`);
-    ``eval_step(model, batch) -> metrics`` on ``val_data`` after each epoch. The monitored
-    value is the validation loss, else the training loss. With ``run``, each epoch saves
-    checkpoints and appends to metrics.jsonl (rank 0 only). A non-finite loss or gradient
-    raises :class:`TrainingStopped` before the optimizer steps; the last checkpoint stays
-    good. ``on_epoch_end(state, record)`` runs after each epoch's checkpoint (on every rank);
-    what it raises propagates (Optuna's ``TrialPruned`` ends the run there, its checkpoint
-    intact); setting ``state.stopped`` in it stops training after the epoch.
+    - ``train_data``: batches (:class:`Batches` or any iterable of tuples with ``len`` and
+      ``state_dict``/``load_state_dict``, whose state is checkpointed);
+    - ``train_step(model, batch, optimizer) -> metrics``: a function or a :class:`Step`;
+    - ``eval_step(model, batch) -> metrics`` on ``val_data`` after each epoch. The monitored
+      value is the validation loss, else the training loss;
+    - ``device``: where each batch is moved;
+    - ``checkpointing`` (:class:`Checkpointing`): with a ``run``, each epoch saves
+      checkpoints and appends to metrics.jsonl (rank 0 only); ``state`` continues a run;
+    - ``options`` (:class:`FitOptions`): the LR scheduler and its interval, early stopping,
+      ``restore_best``, the time budget, progress bar and log;
+    - ``on_epoch_end(state, record)`` runs after each epoch's checkpoint (on every rank);
+      what it raises propagates (Optuna's ``TrialPruned`` ends the run there, its checkpoint
+      intact); setting ``state.stopped`` in it stops training after the epoch.
+
+    A non-finite loss or gradient raises :class:`TrainingStopped` before the optimizer
+    steps; the last checkpoint stays good.
     """
-    state, options, extras = state or FitState(), options or FitOptions(), extras or {}
+    checkpointing, options = checkpointing or Checkpointing(), options or FitOptions()
+    state, run, scheduler = checkpointing.state or FitState(), checkpointing.run, options.scheduler
+    extras = checkpointing.extras
     step = train_step if isinstance(train_step, Step) else _FunctionStep(train_step)
     main = not _distributed() or dist.get_rank() == 0
-    say = log if (log is not None and main) else (lambda _: None)
+    say = options.log if (options.log is not None and main) else (lambda _: None)
     restore = options.restore_best and options.monitor and val_data is not None
     best_weights, state.restored = None, 0
     while state.epoch < epochs:
@@ -322,9 +353,7 @@ def fit(
             disable=not (options.progress and main), dynamic_ncols=True,
         )  # fmt: skip
         try:
-            train = _train_epoch(
-                model, optimizer, train_data, step, scheduler, state, options, device, bar
-            )
+            train = _train_epoch(model, optimizer, train_data, step, state, options, device, bar)
         finally:
             bar.close()
         state.epoch += 1
@@ -350,8 +379,8 @@ def fit(
         if options.patience and state.bad_epochs >= options.patience:
             state.stopped = f"early stopping: no improvement for {options.patience} epochs"
         if run is not None and main:
-            ckpt = _checkpoint(model, optimizer, scheduler, train_data, state, extras, record)
-            run.save(ckpt, best=improved, record=record)
+            saved = _checkpoint(model, optimizer, scheduler, train_data, state, extras, record)
+            run.save(saved, best=improved, record=record)
         say(_format(record, epochs))
         if on_epoch_end is not None:
             on_epoch_end(state, record)
@@ -359,7 +388,7 @@ def fit(
             say(state.stopped)
             break
     if restore and state.best_epoch and state.best_epoch != state.epoch:
-        _restore_best(model, state, best_weights, run, options.best_checkpoint, say)
+        _restore_best(model, state, best_weights, run, checkpointing.best_checkpoint, say)
     return state
 
 
