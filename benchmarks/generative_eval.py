@@ -71,11 +71,11 @@ def main(argv: list[str] | None = None) -> None:
         print(rows[-1], "histogram", r["histogram"], extra, flush=True)
         if args.grids:
             with torch.random.fork_rng(devices=[]):
-                _, model = load_run(run)
+                cfg, model = load_run(run)
             n_classes = getattr(model, "n_classes", 0)
             grid = Path(args.grids) / f"gen_{run.name}.png"
-            save_image_grid(generate(model, 64 if not n_classes else 80, seed=0), grid,
-                            nrow=n_classes or 8, value_range=(0.0, 1.0))  # fmt: skip
+            images = generate(model, 64 if not n_classes else 80, family=cfg.model.family, seed=0)
+            save_image_grid(images, grid, nrow=n_classes or 8, value_range=(0.0, 1.0))
     print("\n| run | training | train min | FID* | KID* | classes | KL to uniform | "
           "NN-dist ratio | test NLL (nats) |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")

@@ -41,7 +41,7 @@ def run(args) -> int:
     import torch
 
     from rnnlab.data import DATASETS
-    from rnnlab.evaluation.generative_report import family_of, generate
+    from rnnlab.evaluation.generative_report import generate
     from rnnlab.training import families
     from rnnlab.utils import save_image_grid
 
@@ -51,7 +51,6 @@ def run(args) -> int:
         raise UsageError(
             f"RUN {args.run} is a {cfg.model.family} run; sample takes {', '.join(takes)} runs"
         )
-    family_of(model)
     need = args.n * 4 * math.prod(DATASETS[cfg.data.dataset].image_shape) * 3  # images + grid
     if need > MAX_BYTES:
         raise UsageError(
@@ -66,7 +65,7 @@ def run(args) -> int:
         if not 0 <= args.label < n_classes:
             raise UsageError(f"--label must be in 0..{n_classes - 1}; got {args.label}")
         labels = torch.full((args.n,), args.label, dtype=torch.long)
-    images = generate(model, args.n, labels=labels, seed=args.seed)
+    images = generate(model, args.n, family=cfg.model.family, labels=labels, seed=args.seed)
     nrow = args.nrow or (n_classes if n_classes and labels is None else 8)
     path = save_image_grid(images, args.out, nrow=nrow, value_range=(0.0, 1.0))
     print(f"wrote {args.n} samples to {path}")

@@ -13,7 +13,10 @@ cached under ``~/.cache/rnnlab/domain-classifiers/`` as safetensors plus a JSON 
 test accuracy and the FID of the training images against the test images (the floor a perfect
 generator of *training-like* images would reach).
 
-``generate`` (shared with ``rnnlab sample``) returns images in [0, 1] for every family.
+``generate`` (shared with ``rnnlab sample``) returns images in [0, 1] for every family that
+supports generation: the family, named by the run's config (``model.family``), is asked for its
+``generate`` in the registry (:mod:`rnnlab.training.families`); nothing is guessed from the
+model's class or methods.
 """
 
 from __future__ import annotations
@@ -39,20 +42,21 @@ from .generative import (
     train_domain_classifier,
 )
 
-__all__ = ["domain_classifier", "evaluate_generator", "family_of", "generate"]
+__all__ = ["domain_classifier", "evaluate_generator", "generate", "generating_family"]
 
 CACHE = Path.home() / ".cache" / "rnnlab" / "domain-classifiers"
 
 
-def family_of(model: nn.Module) -> str:
-    """``"vae"``, ``"gan"`` or ``"vaegan"`` from the model's interface."""
-    if hasattr(model, "elbo"):
-        return "vae"
-    if hasattr(model, "encode") and hasattr(model, "generator"):
-        return "vaegan"
-    if hasattr(model, "generator") and hasattr(model, "z_dim"):
-        return "gan"
-    raise ValueError(f"`model` must be a VAE, a GAN container or a VAEGAN; got {type(model)}")
+def generating_family(name: str):
+    """The registry's entry of family ``name`` (a run's ``model.family``), which must support
+    generation (``vae``, ``gan``, ``vaegan``, ...); :class:`ValueError` naming those otherwise."""
+    from rnnlab.training import families
+
+    family = families.get(name)
+    if "generation" not in family.supports or family.generate is None:
+        takes = [f.name for f in families.registry().values() if "generation" in f.supports]
+        raise ValueError(f"`family` must be one that generates ({', '.join(takes)}); got {name!r}")
+    return family
 
 
 @torch.no_grad()
@@ -60,19 +64,19 @@ def generate(
     model: nn.Module,
     n: int,
     *,
+    family: str,
     labels: Tensor | None = None,
     seed: int = 0,
     batch_size: int = 500,
 ) -> Tensor:
     """``n`` samples in [0, 1], shape (n, C, H, W), in eval mode, from a local generator seeded
-    with ``seed`` (torch's global generator is left alone). VAE: decoded means of prior draws;
-    GAN and VAE-GAN: ``(G(z) + 1) / 2``. ``labels`` (n,) conditions a cGAN; a cGAN without
-    them gets ``arange(n) % n_classes`` (equal counts of every class)."""
-    from rnnlab.training import families
-
+    with ``seed`` (torch's global generator is left alone), by the ``generate`` of ``family``
+    (the run's ``model.family``; :func:`generating_family`). VAE: decoded means of prior
+    draws; GAN and VAE-GAN: ``(G(z) + 1) / 2``. ``labels`` (n,) conditions a cGAN; a cGAN
+    without them gets ``arange(n) % n_classes`` (equal counts of every class)."""
+    decode = generating_family(family).generate  # (model, z, labels) -> images in [0, 1]
     if n < 1:
         raise ValueError(f"`n` must be >= 1; got {n}")
-    family = family_of(model)
     n_classes = getattr(model, "n_classes", 0)
     if labels is not None and not n_classes:
         raise ValueError("`labels` given for an unconditional model")
@@ -86,7 +90,6 @@ def generate(
     model.eval()
     try:
         out = []
-        decode = families.get(family).generate  # the registry's (model, z, labels) -> [0, 1]
         noise = torch.randn(n, model.latent_dim, generator=rng)  # one draw for any batch_size
         for i in range(0, n, batch_size):
             m = min(batch_size, n - i)
@@ -182,10 +185,12 @@ def evaluate_generator(
     cache_dir: str | os.PathLike | None = None,
     log=print,
     progress: bool = False,
+    family: str | None = None,
 ) -> dict:
     """FID, KID, mode coverage, memorisation (and for a VAE the binarized test NLL with
     ``iw_k`` importance samples; 0 skips it) of ``n`` samples of a run folder or model;
     ``progress``: bars over the feature and NLL batches (:func:`rnnlab.utils.progress`).
+    ``family`` names a model's family (a run folder's config names its own).
 
     ``data`` = ``{"train": (x, y), "test": (x, y)}`` images in [0, 1] replaces reading
     ``dataset`` (the run's by default; the run's ``data.limit`` is applied to the training
@@ -195,12 +200,15 @@ def evaluate_generator(
     run, limit = None, 0
     if isinstance(run_or_model, nn.Module):
         model = run_or_model
+        if family is None:
+            raise ValueError("`family` is needed to evaluate a model (vae, gan, ...), got None")
     else:
         from rnnlab.training.experiment import load_run
 
         run = Path(run_or_model)
         with torch.random.fork_rng(devices=[]):  # building the model draws initial weights
             cfg, model = load_run(run)
+        family = cfg.model.family
         dataset = dataset or cfg.data.dataset
         data_dir = data_dir or cfg.data.data_dir
         limit = cfg.data.limit
@@ -220,9 +228,9 @@ def evaluate_generator(
     key = f"{dataset or 'data'}-train"
     clf, info = domain_classifier(key, train, test, epochs=classifier_epochs, seed=seed,
                                   cache_dir=cache_dir, log=log)  # fmt: skip
-    family = family_of(model)
+    likelihood = "likelihood" in generating_family(family).supports
     t0 = time.perf_counter()
-    samples = generate(model, n, seed=seed)
+    samples = generate(model, n, family=family, seed=seed)
     out: dict = {"family": family, "dataset": dataset, "n_samples": n,
                  "features": "rnnlab DomainClassifier (not Inception; not comparable with papers)",
                  "classifier": info}  # fmt: skip
@@ -242,10 +250,8 @@ def evaluate_generator(
     mem = memorisation_check(samples[:m], train[0], test[0][:m])
     out["memorisation"] = mem
     out["memorisation_median_ratio"] = mem["median_ratio"]
-    from rnnlab.training.families import get
-
     bernoulli = getattr(model, "likelihood", "") == "bernoulli"  # a density on 0/1 is no NLL
-    if "likelihood" in get(family).supports and iw_k > 0 and bernoulli:
+    if likelihood and iw_k > 0 and bernoulli:
         t1 = time.perf_counter()
         out["test_nll_binarized"] = binarized_test_nll(model, test[0], iw_k, seed=seed,
                                                        progress=progress)  # fmt: skip
