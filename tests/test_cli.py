@@ -322,3 +322,18 @@ def test_config_prints_every_key_with_a_comment_and_loads_back(tmp_path, capsys)
     (tmp_path / "mine.toml").write_text(text)
     assert main(["config", str(tmp_path / "mine.toml")]) == 0
     assert capsys.readouterr().out.replace('preset = "mine"', 'preset = "digits-lstm"') == text
+
+
+def test_model_implementation_reference_trains_and_a_wrong_one_names_the_choices(capsys):
+    from rnnlab.layers.recurrent import RNN
+    from rnnlab.training import experiment
+    from rnnlab.training.config import apply_overrides, load_preset
+
+    argv = ["train", "digits-lstm", "--model.implementation=reference", "--dry-run", *TINY]
+    assert main(argv) == 0 and "test_accuracy" in capsys.readouterr().out
+    cfg = apply_overrides(load_preset("digits-lstm"), ["--model.implementation=reference"])
+    model = experiment.build_model(cfg, experiment.build_data(cfg, dry_run=True).spec)
+    layers = [m for m in model.modules() if isinstance(m, RNN)]
+    assert layers and all(m.implementation == "reference" for m in layers)
+    err = _error(capsys, ["train", "digits-lstm", "--model.implementation=fast", "--dry-run"])
+    assert "model.implementation" in err and "reference" in err and "'fast'" in err

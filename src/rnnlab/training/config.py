@@ -171,8 +171,10 @@ class ModelConfig:
                                ge=0.0, lt=1.0)  # fmt: skip
     head_dropout: float = key(0.0, "dropout before the output Dense", ge=0.0, lt=1.0)
     activation: str = key("tanh", "SimpleRNN / candidate activation", choices=tuple(ACTIVATIONS))
-    implementation: str = key("auto", "recurrent backend: auto picks torch's fused kernels "
-                              "when they apply", choices=IMPLEMENTATIONS)  # fmt: skip
+    implementation: str = key("auto", "recurrent backend: auto = torch's fused kernels when "
+                              "they apply, else explicit (hand-derived BPTT); reference = the "
+                              "readable autograd loop; triton = CUDA kernels",
+                              choices=IMPLEMENTATIONS)  # fmt: skip
     init: str = key("keras", "keras: Glorot/orthogonal/forget bias 1; torch: U(+-1/sqrt(H))",
                     choices=INITS)  # fmt: skip
     chrono_tmax: int = key(0, "LSTM chrono gate biases up to T_max (Tallec & Ollivier 2018); "
