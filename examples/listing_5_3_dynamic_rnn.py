@@ -35,14 +35,17 @@ X_BATCH = np.array(
 SEQ_LENGTH_BATCH = np.array([2, 1, 2, 2])
 
 
-def check_dynamic_rnn_facts(outputs: torch.Tensor, last_h: torch.Tensor, lengths) -> None:
-    """Raise if the TF1 ``dynamic_rnn`` semantics do not hold."""
+def check_dynamic_rnn_facts(
+    outputs: torch.Tensor, last_h: torch.Tensor, lengths, name: str = "state"
+) -> None:
+    """Raise if the TF1 ``dynamic_rnn`` semantics do not hold (``name``: what ``last_h`` is
+    called in the message; Listing 5.4 checks an LSTM's ``h`` with it)."""
     lengths = torch.as_tensor(lengths)
     for b, n in enumerate(lengths.tolist()):
         if outputs[b, n:].abs().sum() != 0:
             raise RuntimeError(f"instance {b}: outputs past its length {n} are not zero")
         if not torch.equal(last_h[b], outputs[b, n - 1]):
-            raise RuntimeError(f"instance {b}: state is not the output at step {n - 1}")
+            raise RuntimeError(f"instance {b}: {name} is not the output at step {n - 1}")
 
 
 def main() -> dict[str, torch.Tensor]:

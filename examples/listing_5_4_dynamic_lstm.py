@@ -14,23 +14,15 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from listing_5_3_dynamic_rnn import (  # the same batch and the same check as Listing 5.3
+    N_INPUTS,
+    N_NEURONS,
+    SEQ_LENGTH_BATCH,
+    X_BATCH,
+    check_dynamic_rnn_facts,
+)
 
 from rnnlab.layers import LSTM, LSTMState
-
-N_STEPS = 2  # time steps
-N_INPUTS = 3  # inputs per time step
-N_NEURONS = 5  # hidden units
-
-X_BATCH = np.array(
-    [
-        # t = 0      t = 1
-        [[0, 1, 2], [9, 8, 7]],  # instance 0
-        [[3, 4, 5], [0, 0, 0]],  # instance 1 (padding at t = 1)
-        [[6, 7, 8], [6, 5, 4]],  # instance 2
-        [[9, 0, 1], [3, 2, 1]],  # instance 3
-    ]
-)
-SEQ_LENGTH_BATCH = np.array([2, 1, 2, 2])
 
 
 def format_state(state: LSTMState) -> str:
@@ -44,11 +36,7 @@ def format_tf1(state: LSTMState) -> str:
 
 def check_dynamic_lstm_facts(outputs: torch.Tensor, state: LSTMState, lengths) -> None:
     """Raise if the TF1 ``dynamic_rnn`` semantics do not hold for the LSTM."""
-    for b, n in enumerate(torch.as_tensor(lengths).tolist()):
-        if outputs[b, n:].abs().sum() != 0:
-            raise RuntimeError(f"instance {b}: outputs past its length {n} are not zero")
-        if not torch.equal(state.h[b], outputs[b, n - 1]):
-            raise RuntimeError(f"instance {b}: h is not the output at step {n - 1}")
+    check_dynamic_rnn_facts(outputs, state.h, lengths, name="h")
     c, h = state.as_tf1()
     if c is not state.c or h is not state.h:
         raise RuntimeError("as_tf1() must give (c, h)")

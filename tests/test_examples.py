@@ -2,6 +2,7 @@
 
 import importlib.util
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def _load(name: str):
+    if str(EXAMPLES) not in sys.path:  # as `python examples/x.py` runs them: 5.4 imports 5.3
+        sys.path.insert(0, str(EXAMPLES))
     spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -51,3 +54,10 @@ def test_listing_5_4_dynamic_lstm(capsys):
     assert c is state.c and h is state.h
     with pytest.raises(RuntimeError, match="instance 0: h is not"):
         module.check_dynamic_lstm_facts(outputs, state._replace(h=state.h * 2), [2, 1, 2, 2])
+
+
+def test_custom_cell_example_runs_with_a_mask(capsys):
+    result = _load("custom_cell").main()
+    assert "state: IndState (4, 8) (4, 8)" in capsys.readouterr().out
+    outputs, mask = result["outputs"], result["mask"]
+    assert outputs.shape == (4, 6, 8) and (outputs[~mask] == 0).all() and (~mask).any()

@@ -1,7 +1,9 @@
-"""RNN(cell) for a cell rnnlab does not know: a minimal IndRNN whose output (2h) is not its
-state ((h, running sum) NamedTuple), checked against the cell stepped by hand."""
+"""RNN(cell) for a cell rnnlab does not know: the minimal IndRNN of examples/custom_cell.py,
+whose output (2h) is not its state ((h, running sum) NamedTuple), checked against the cell
+stepped by hand."""
 
-from typing import NamedTuple
+import importlib.util
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,34 +11,14 @@ from torch import nn
 
 from rnnlab.layers import LSTM, RNN, LSTMState, lengths_to_mask
 
+_spec = importlib.util.spec_from_file_location(
+    "custom_cell", Path(__file__).resolve().parent.parent / "examples" / "custom_cell.py"
+)
+_example = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_example)
+IndState, IndRNNCell = _example.IndState, _example.IndRNNCell  # the cell the example shows
+
 B, T, I, H = 4, 6, 3, 5
-
-
-class IndState(NamedTuple):
-    h: torch.Tensor
-    total: torch.Tensor
-
-
-class IndRNNCell(nn.Module):
-    """Li et al. 2018: h' = relu(W x + b + u ⊙ h); output 2h', state (h', total + h')."""
-
-    def __init__(self, input_size, hidden_size):
-        super().__init__()
-        self.input_size, self.hidden_size = input_size, hidden_size
-        self.proj = nn.Linear(input_size, hidden_size)
-        self.u = nn.Parameter(torch.rand(hidden_size))
-
-    def initial_state(self, batch_size, *, device=None, dtype=None):
-        zeros = torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
-        return IndState(zeros, zeros.clone())
-
-    def project_inputs(self, x):
-        return self.proj(x)
-
-    def step(self, xp, state, mask=None):
-        h_in = state.h if mask is None else state.h * mask
-        h = torch.relu(xp + self.u * h_in)
-        return 2 * h, IndState(h, state.total + h)
 
 
 def by_hand(cell, x, keep, state=None):

@@ -71,31 +71,9 @@ test of a ``mask``, so its graph holds for any lengths or mask (tested with
     cell.step(xp_t, state, mask)             # -> (output (B, O), new_state)
 
 ``mask`` is the recurrent-dropout mask ((B, H), or None). ``cell.output_size`` defaults to
-``hidden_size``. A minimal IndRNN (Li et al. 2018, ``h' = relu(W x + b + u ⊙ h)``) with a
-state that is not its output::
-
-    class IndRNNCell(nn.Module):
-        def __init__(self, input_size, hidden_size):
-            super().__init__()
-            self.input_size, self.hidden_size = input_size, hidden_size
-            self.proj = nn.Linear(input_size, hidden_size)
-            self.u = nn.Parameter(torch.rand(hidden_size))
-
-        def initial_state(self, batch_size, *, device=None, dtype=None):
-            zeros = torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
-            return (zeros, zeros)                     # (h, running sum of h)
-
-        def project_inputs(self, x):
-            return self.proj(x)
-
-        def step(self, xp, state, mask=None):
-            h, total = state
-            h_in = h if mask is None else h * mask
-            h = torch.relu(xp + self.u * h_in)
-            return 2 * h, (h, total + h)              # the output is not the state
-
-    layer = RNN(IndRNNCell(3, 8), return_sequences=True, return_state=True)
-    outputs, (h, total) = layer(x, mask=mask)
+``hidden_size``. ``examples/custom_cell.py`` is a minimal IndRNN (Li et al. 2018,
+``h' = relu(W x + b + u ⊙ h)``) whose output is not its state, run as
+``RNN(IndRNNCell(3, 8), return_sequences=True, return_state=True)(x, mask=mask)``.
 """
 
 from __future__ import annotations
