@@ -48,13 +48,20 @@ def check_dynamic_rnn_facts(
             raise RuntimeError(f"instance {b}: {name} is not the output at step {n - 1}")
 
 
-def main() -> dict[str, torch.Tensor]:
-    torch.manual_seed(0)
+def feed_batch(layer):
+    """``x``, ``lengths`` and ``layer(x, lengths)``'s outputs and states: the chapter's
+    ``sess.run([outputs, states], feed_dict={X: X_batch, seq_length: seq_length_batch})``."""
     x = torch.as_tensor(X_BATCH, dtype=torch.float32)
     lengths = torch.as_tensor(SEQ_LENGTH_BATCH)
-    basic_cell = SimpleRNN(N_INPUTS, N_NEURONS, return_sequences=True, return_state=True)
     with torch.no_grad():
-        outputs_val, states_val = basic_cell(x, lengths)
+        outputs, states = layer(x, lengths)
+    return x, lengths, outputs, states
+
+
+def main() -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    basic_cell = SimpleRNN(N_INPUTS, N_NEURONS, return_sequences=True, return_state=True)
+    x, lengths, outputs_val, states_val = feed_batch(basic_cell)
 
     with np.printoptions(precision=8, suppress=True):
         print("x_batch      shape:", tuple(x.shape))  # (4, 2, 3)

@@ -17,9 +17,8 @@ import torch
 from listing_5_3_dynamic_rnn import (  # the same batch and the same check as Listing 5.3
     N_INPUTS,
     N_NEURONS,
-    SEQ_LENGTH_BATCH,
-    X_BATCH,
     check_dynamic_rnn_facts,
+    feed_batch,
 )
 
 from rnnlab.layers import LSTM, LSTMState
@@ -44,11 +43,8 @@ def check_dynamic_lstm_facts(outputs: torch.Tensor, state: LSTMState, lengths) -
 
 def main() -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
-    x = torch.as_tensor(X_BATCH, dtype=torch.float32)
-    lengths = torch.as_tensor(SEQ_LENGTH_BATCH)
     basic_cell = LSTM(N_INPUTS, N_NEURONS, return_sequences=True, return_state=True)
-    with torch.no_grad():
-        outputs_val, states_val = basic_cell(x, lengths)
+    x, lengths, outputs_val, states_val = feed_batch(basic_cell)
 
     with np.printoptions(precision=8, suppress=True):
         print("x_batch shape:", tuple(x.shape))  # (4, 2, 3)

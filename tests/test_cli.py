@@ -337,3 +337,11 @@ def test_model_implementation_reference_trains_and_a_wrong_one_names_the_choices
     assert layers and all(m.implementation == "reference" for m in layers)
     err = _error(capsys, ["train", "digits-lstm", "--model.implementation=fast", "--dry-run"])
     assert "model.implementation" in err and "reference" in err and "'fast'" in err
+
+
+@pytest.mark.parametrize("verb", ["sample", "generate"])
+def test_checkpoint_option_is_the_shared_one(verb, capsys):
+    assert main([verb, "--help"]) == 0
+    assert "--checkpoint {last,best}" in capsys.readouterr().out
+    err = _error(capsys, [verb, "somewhere", "--checkpoint=worst"])
+    assert "--checkpoint" in err and "'last', 'best'" in err

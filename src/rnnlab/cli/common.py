@@ -48,6 +48,9 @@ SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
                     "help": "no progress bar"}),
     "tensorboard": (("--tensorboard",), {"action": "store_true", "default": _S,
                     "help": "also write TensorBoard scalars (same as --run.tensorboard=true)"}),
+    "checkpoint": (("--checkpoint",), {"choices": ("last", "best"), "default": _S,
+                   "help": "which weights (default: those the run ended with, the best "
+                           "under restore_best)"}),
 }  # fmt: skip
 """Options several verbs take: name -> ``add_argument`` arguments (absent unless given)."""
 

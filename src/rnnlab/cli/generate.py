@@ -13,7 +13,7 @@ from __future__ import annotations
 from .common import UsageError, non_negative, open_run, positive, seed
 
 HELP = "text from a language-model run (prime, temperature, top-k, until)"
-SHARED: tuple[str, ...] = ()
+SHARED = ("checkpoint",)
 OVERRIDES = False
 
 
@@ -32,12 +32,6 @@ def add_arguments(p) -> None:
     p.add_argument("--top-k", type=int, default=0, help="sample among the k most likely (0 = all)")
     p.add_argument("--seed", type=seed, default=0, help="sampling seed (default 0)")
     p.add_argument("--until", default=None, help="stop once this string is written (\\n allowed)")
-    p.add_argument(
-        "--checkpoint",
-        default=None,
-        choices=("last", "best"),
-        help="which weights (default: those the run ended with)",
-    )
 
 
 def run(args) -> int:
@@ -50,7 +44,7 @@ def run(args) -> int:
     if args.until is not None and not args.until:
         raise UsageError("--until must be a non-empty string")
     prime = read_text(args.prime_file) if args.prime_file else _unescape(args.prime)
-    cfg, model = open_run(args.run, args.checkpoint)
+    cfg, model = open_run(args.run, getattr(args, "checkpoint", None))
     if cfg.model.family != "language-model":
         raise UsageError(
             f"RUN {args.run} is a {cfg.model.family} run; generate takes language-model runs"

@@ -14,7 +14,7 @@ from __future__ import annotations
 from .common import UsageError, open_run, positive, seed
 
 HELP = "image grid from a generative run"
-SHARED: tuple[str, ...] = ()
+SHARED = ("checkpoint",)
 OVERRIDES = False
 MAX_BYTES = 2**31  # the float32 images of one grid, all held at once
 
@@ -27,12 +27,6 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=seed, default=0, help="noise seed (default 0)")
     p.add_argument("--nrow", type=positive, default=None, help="images per row (default 8, "
                    "or the number of classes for a cGAN)")  # fmt: skip
-    p.add_argument(
-        "--checkpoint",
-        default=None,
-        choices=("last", "best"),
-        help="default: the weights the run ended with (best under restore_best)",
-    )
 
 
 def run(args) -> int:
@@ -45,7 +39,7 @@ def run(args) -> int:
     from rnnlab.training import families
     from rnnlab.utils import save_image_grid
 
-    cfg, model = open_run(args.run, args.checkpoint)
+    cfg, model = open_run(args.run, getattr(args, "checkpoint", None))
     if "generation" not in families.get(cfg.model.family).supports:
         takes = [f.name for f in families.registry().values() if "generation" in f.supports]
         raise UsageError(
