@@ -118,17 +118,12 @@ def robust_correct(
 
 
 def robust_accuracy(
-    model: nn.Module,
-    data: tuple[Tensor, Tensor] | Iterable,
-    attack: Attack = "fgsm",
-    *,
-    batch_size: int = 256,
-    progress: bool = False,
-    **attack_kw: Any,
+    model: nn.Module, data: tuple[Tensor, Tensor] | Iterable, attack: Attack = "fgsm", **kw: Any
 ) -> float:
-    """Accuracy of ``model`` on ``attack(model, x, y, **attack_kw)`` over all of ``data``.
-    ``progress``: a bar over the batches (plain lines when stderr is not a terminal;
-    :func:`rnnlab.utils.progress`).
+    """Accuracy of ``model`` on ``attack(model, x, y, **attack_kw)`` over all of ``data``: the
+    mean of :func:`robust_correct`, which takes the same ``kw``: ``batch_size`` (default 256),
+    ``progress`` (a bar over the batches; plain lines when stderr is not a terminal,
+    :func:`rnnlab.utils.progress`) and the attack's own keywords (``attack_kw``).
 
     ``data`` is ``(x, y)`` tensors (cut into ``batch_size`` batches) or an iterable of
     ``(x, y, ...)`` batches such as a DataLoader; batches move to the model's device.
@@ -136,10 +131,7 @@ def robust_accuracy(
     callable with the same signature, e.g. ``robust_accuracy(m, loader, "pgd", eps=0.3)``;
     ``loss_fn=margin_loss`` makes PGD ascend the CW margin instead of the cross-entropy.
     """
-    correct = robust_correct(
-        model, data, attack, batch_size=batch_size, progress=progress, **attack_kw
-    )
-    return float(correct.float().mean())
+    return float(robust_correct(model, data, attack, **kw).float().mean())
 
 
 def accuracy_vs_epsilon(
