@@ -87,3 +87,14 @@ def test_mode_must_be_one_of_three(tmp_path):
     with pytest.raises(ValueError, match="`mode` must be"), atomic_write(tmp_path / "a", "a"):
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_check_choice_returns_the_value_or_names_key_choices_and_value():
+    from rnnlab.models.autoencoders import DenoisingAutoencoder
+    from rnnlab.utils import check_choice
+
+    assert check_choice("kind", "lstm", ("lstm", "gru")) == "lstm"
+    with pytest.raises(ValueError, match=r"^`kind` must be one of lstm, gru; got 'rnn'$"):
+        check_choice("kind", "rnn", ("lstm", "gru"))
+    with pytest.raises(ValueError, match="`noise` must be one of gaussian, masking; got 'salt'"):
+        DenoisingAutoencoder(4, 2, noise="salt")

@@ -21,15 +21,17 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
+T = TypeVar("T")
+
 __all__ = [
-    "atomic_write", "atomic_write_bytes", "atomic_write_text", "check_nonnegative",
-    "count_parameters",
+    "atomic_write", "atomic_write_bytes", "atomic_write_text", "check_choice",
+    "check_nonnegative", "count_parameters",
     "pick_device", "progress", "save_figure", "save_image_grid", "seed_everything",
     "tile_images",
 ]  # fmt: skip
@@ -114,6 +116,15 @@ def pick_device(device: str = "auto") -> torch.device:
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise ValueError(f"`device` must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
     return torch.device(device)
+
+
+def check_choice(name: str, value: T, choices: Iterable[T]) -> T:
+    """``value`` when it is one of ``choices``, else a ``ValueError`` naming ``name``, the
+    choices and the value (the one message every model constructor gives)."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {', '.join(map(str, choices))}; got {value!r}")
+    return value
 
 
 def check_nonnegative(name: str, value: object) -> float:

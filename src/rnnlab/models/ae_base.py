@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnlab.layers.activations import get_activation
+from rnnlab.utils import check_choice
 
 
 def _activation(name: str | None, arg: str):
@@ -25,8 +26,7 @@ class AutoencoderBase(nn.Module):
 
     def __init__(self, reconstruction: str = "mse", output_activation: str | None = None):
         super().__init__()
-        if reconstruction not in ("mse", "bce"):
-            raise ValueError(f"`reconstruction` must be 'mse' or 'bce'; got {reconstruction!r}")
+        check_choice("reconstruction", reconstruction, ("mse", "bce"))
         if output_activation is None and reconstruction == "bce":
             output_activation = "sigmoid"
         if reconstruction == "bce" and output_activation != "sigmoid":

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnlab.losses import contractive_penalty_sigmoid, jacobian_frobenius_sq, kl_sparsity
+from rnnlab.utils import check_choice
 
 from .ae_base import AutoencoderBase, _activation
 from .structured_autoencoders import ConvAutoencoder, LSTMAutoencoder  # noqa: F401 (re-export)
@@ -181,8 +182,7 @@ class DenoisingAutoencoder(Autoencoder):
         output_activation: str | None = None,
     ):
         super().__init__(input_size, hidden_size, activation, reconstruction, output_activation)
-        if noise not in ("gaussian", "masking"):
-            raise ValueError(f"`noise` must be 'gaussian' or 'masking'; got {noise!r}")
+        check_choice("noise", noise, ("gaussian", "masking"))
         if not 0 <= noise_level <= 1 or (noise == "masking" and noise_level == 1):
             raise ValueError(
                 f"`noise_level` must be in [0, 1] ([0, 1) for masking): the Gaussian std or the "
@@ -219,10 +219,9 @@ class ContractiveAutoencoder(Autoencoder):
         output_activation: str | None = None,
     ):
         super().__init__(input_size, hidden_size, activation, reconstruction, output_activation)
+        check_choice("jacobian", jacobian, ("auto", "closed_form", "autograd"))
         if jacobian == "auto":
             jacobian = "closed_form" if activation == "sigmoid" else "autograd"
-        if jacobian not in ("closed_form", "autograd"):
-            raise ValueError(f"`jacobian` must be auto/closed_form/autograd; got {jacobian!r}")
         if jacobian == "closed_form" and activation != "sigmoid":
             raise ValueError(f"closed-form Jacobian needs activation='sigmoid'; got {activation!r}")
         if contraction < 0:
@@ -258,8 +257,7 @@ class SparseAutoencoder(Autoencoder):
         output_activation: str | None = None,
     ):
         super().__init__(input_size, hidden_size, activation, reconstruction, output_activation)
-        if sparsity not in ("l1", "kl"):
-            raise ValueError(f"`sparsity` must be 'l1' or 'kl'; got {sparsity!r}")
+        check_choice("sparsity", sparsity, ("l1", "kl"))
         if sparsity == "kl" and activation != "sigmoid":
             raise ValueError(f"KL sparsity needs activation='sigmoid'; got {activation!r}")
         if not 0 < rho < 1:

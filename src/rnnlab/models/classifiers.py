@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnlab.layers import GRU, LSTM, Dense, SimpleRNN, stacked
+from rnnlab.utils import check_choice
 
 __all__ = ["RECURRENT_KINDS", "CNNClassifier", "MLPClassifier", "SequenceClassifier",
            "SequenceRegressor", "SmallCNN", "recurrent_layers"]  # fmt: skip
@@ -40,8 +41,7 @@ def recurrent_layers(
     pile. ``dropout``/``recurrent_dropout`` are each layer's Keras rates (one mask per
     sequence); ``layer_dropout`` sits between stacked layers. ``kind="bilstm"`` is LSTM with
     ``bidirectional=True``."""
-    if kind not in RECURRENT_KINDS:
-        raise ValueError(f"`kind` must be one of {sorted(RECURRENT_KINDS)}, got {kind!r}.")
+    check_choice("kind", kind, sorted(RECURRENT_KINDS))
     stack = stacked(
         "lstm" if kind == "bilstm" else kind,
         input_size,

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnlab.layers import GRU, LSTM, Bidirectional, SimpleRNN, Stacked
+from rnnlab.utils import check_choice
 
 __all__ = ["LM_KINDS", "LanguageModel", "stacked_layers"]
 
@@ -67,8 +68,7 @@ class LanguageModel(nn.Module):
         **layer_kwargs,
     ) -> None:
         super().__init__()
-        if kind not in LM_KINDS:
-            raise ValueError(f"`kind` must be one of {LM_KINDS}, got {kind!r}.")
+        check_choice("kind", kind, LM_KINDS)
         if vocab_size < 1:
             raise ValueError(f"`vocab_size` must be >= 1, got {vocab_size}.")
         if tie_weights and embed_dim != hidden_size:
@@ -132,8 +132,7 @@ def stacked_layers(
     Gal & Ghahramani input rate (Keras's ``dropout=``), ``layer_kwargs`` the rest
     (``recurrent_dropout``, ``implementation``, ``init``, ``activation``). ``bidirectional``
     wraps each layer in :class:`~rnnlab.layers.Bidirectional` (concat)."""
-    if kind not in LAYERS:
-        raise ValueError(f"`kind` must be one of {LM_KINDS}, got {kind!r}.")
+    check_choice("kind", kind, LM_KINDS)
     if not isinstance(num_layers, int) or num_layers < 1:
         raise ValueError(f"`num_layers` must be a positive integer, got {num_layers!r}.")
     layers, size = [], input_size

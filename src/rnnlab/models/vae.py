@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnlab.losses import bernoulli_nll, gaussian_nll, iwae_nll, kl_standard_normal
+from rnnlab.utils import check_choice
 from rnnlab.utils import progress as bar
 
 _LIKELIHOODS = ("bernoulli", "gaussian")
@@ -37,9 +38,7 @@ class _VAEBase(nn.Module):
     latent_dim: int
 
     def _init_likelihood(self, likelihood: str, gaussian_log_scale: float | None) -> None:
-        if likelihood not in _LIKELIHOODS:
-            raise ValueError(f"`likelihood` must be one of {_LIKELIHOODS}; got {likelihood!r}")
-        self.likelihood = likelihood
+        self.likelihood = check_choice("likelihood", likelihood, _LIKELIHOODS)
         # None: one learned log-scale for all pixels (sigma-VAE); a float fixes it.
         learn = gaussian_log_scale is None
         init = torch.tensor(0.0 if learn else float(gaussian_log_scale))
