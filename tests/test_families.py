@@ -202,3 +202,26 @@ def test_minibatch_scale_reaches_the_discriminator(scale):
     model = build_model(cfg, data.spec)
     (layer,) = [m for m in model.modules() if hasattr(m, "initialised")]
     assert bool(layer.initialised) is not scale  # a scaled layer waits for its first batch
+
+
+def test_step_context_binds_the_update_and_the_family_options():
+    from rnnlab.training.update import Update
+
+    ctx = families.StepContext(update=Update(clip_norm=1.0))
+    seen = []
+
+    def train(model, batch, optimizer, *, update, beta=0.0):
+        seen.append(("train", update, beta))
+
+    def evaluate(model, batch, *, beta=0.0):
+        seen.append(("eval", beta))
+
+    step, ev = ctx.bind(train, evaluate, beta=4.0)
+    step(None, None, None)
+    ev(None, None)
+    assert seen == [("train", ctx.update, 4.0), ("eval", 4.0)]
+    assert ctx.bind(train, evaluate)[1] is evaluate  # no options: the eval step as it is
+    vae = apply_overrides(load_preset("vae-mnist"), ["--train.beta=4"])
+    train_step, eval_step = families.get("vae").steps(vae, ctx)
+    assert train_step.keywords == {"update": ctx.update, "beta": 4.0}
+    assert eval_step.keywords == {"beta": 4.0}

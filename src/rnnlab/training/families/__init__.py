@@ -36,11 +36,16 @@ An entry gives:
   ``prepare``, ``samples``, ``finish``, ``summary_input``, ``generate``, ``model_input``,
   ``loss``.
 
+Two helpers fill what a kind of data implies: :func:`._common.image_family` (the image
+datasets, their data view, ``model_input`` and the per-epoch sample grids) and
+:func:`._files.file_family` (``data.dataset=file``, the reader keys, ``data.json`` each epoch).
+
 Keep this interface stable: new hooks get defaults, so existing entries keep working.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from collections.abc import Callable, Iterator
@@ -130,6 +135,15 @@ class StepContext:
     update: Update = field(default_factory=Update)
     graph: bool = False
     log: Callable[[str], None] = print
+
+    def bind(
+        self, train_step: Callable, eval_step: Callable, **options
+    ) -> tuple[Callable, Callable]:
+        """``(train_step, eval_step)`` as a family's ``steps`` returns them: the train step
+        bound to this run's ``update``, both given the family's ``options`` (e.g. a VAE's
+        ``beta=cfg.train.beta``)."""
+        train = functools.partial(train_step, update=self.update, **options)
+        return train, functools.partial(eval_step, **options) if options else eval_step
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,6 @@ reconstruction MSE (``mse``). ``stacked`` is first pretrained greedily, layer by
 
 from __future__ import annotations
 
-import functools
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -99,7 +97,7 @@ FAMILY = image_family(
     description="autoencoders on images: reconstruction loss (+ each kind's penalty)",
     kinds=KINDS,
     build_model=build_model,
-    steps=lambda cfg, ctx: (functools.partial(ae_step, update=ctx.update), ae_eval),
+    steps=lambda cfg, ctx: ctx.bind(ae_step, ae_eval),
     keys=SIZE_KEYS
     | IMAGE_GEN_KEYS
     | keyset(

@@ -94,7 +94,7 @@ def plain_steps(cfg: Config, ctx: StepContext):
     """The cross-entropy train and eval steps as they are (no adversarial examples, no CUDA
     graph): the steps of the families that train classifiers on other data (``seq-classify``,
     ``text-classify``)."""
-    return functools.partial(classify_step, update=ctx.update), classify_eval
+    return ctx.bind(classify_step, classify_eval)
 
 
 def steps(cfg: Config, ctx: StepContext):

@@ -173,7 +173,7 @@ def forecast_eval(model: nn.Module, batch) -> dict[str, float]:
 
 
 def steps(cfg: Config, ctx: StepContext):
-    return functools.partial(forecast_step, update=ctx.update), forecast_eval
+    return ctx.bind(forecast_step, forecast_eval)
 
 
 def forecast_metrics(pred, y, scaler: Scaler, targets_in_input, prefix: str) -> dict[str, float]:

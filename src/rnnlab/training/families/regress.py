@@ -4,8 +4,6 @@ full BPTT on the MSE; 0.167 is the "always predict 1" baseline. A batch is ``(x,
 
 from __future__ import annotations
 
-import functools
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -59,12 +57,10 @@ def build_model(cfg: Config, spec: DataSpec) -> nn.Module:
 
 
 def steps(cfg: Config, ctx: StepContext):
-    eager = functools.partial(regress_step, update=ctx.update)
+    eager, evaluate = ctx.bind(regress_step, regress_eval)
     if ctx.graph:
-        return cuda_graph.GraphedStep(
-            "regress", eager, update=ctx.update, log=ctx.log
-        ), regress_eval
-    return eager, regress_eval
+        return cuda_graph.GraphedStep("regress", eager, update=ctx.update, log=ctx.log), evaluate
+    return eager, evaluate
 
 
 FAMILY = Family(

@@ -20,7 +20,6 @@ Kinds: ``lstm-ae`` (:class:`~rnnlab.models.forecasters.WindowAutoencoderDetector
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 
@@ -165,8 +164,8 @@ def ae_eval(model: nn.Module, batch) -> dict[str, float]:
 
 def steps(cfg: Config, ctx: StepContext):
     if cfg.model.kind == "lstm-ae":
-        return functools.partial(ae_step, update=ctx.update), ae_eval
-    return functools.partial(forecast_step, update=ctx.update), forecast_eval
+        return ctx.bind(ae_step, ae_eval)
+    return ctx.bind(forecast_step, forecast_eval)
 
 
 def score_series(cfg: Config, model: nn.Module, values: torch.Tensor, scaler: Scaler):

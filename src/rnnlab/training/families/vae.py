@@ -6,8 +6,6 @@ al. 2017) through the one update path; eval reports it and the negative ELBO at 
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import Tensor, nn
 
@@ -92,9 +90,7 @@ def _draw(model, x, y, n, rng) -> dict[str, Tensor]:
 
 
 def steps(cfg: Config, ctx: StepContext):
-    beta = cfg.train.beta
-    return (functools.partial(vae_step, beta=beta, update=ctx.update),
-            functools.partial(vae_eval, beta=beta))  # fmt: skip
+    return ctx.bind(vae_step, vae_eval, beta=cfg.train.beta)
 
 
 FAMILY = image_family(

@@ -6,8 +6,6 @@ e.g. the discriminator is never moved by the decoder's loss."""
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import Tensor, nn
 
@@ -91,9 +89,7 @@ def _draw(model, x, y, n, rng) -> dict[str, Tensor]:
 
 
 def steps(cfg: Config, ctx: StepContext):
-    loss = cfg.train.gan_loss
-    return (functools.partial(vaegan_train, gan_loss=loss, update=ctx.update),
-            functools.partial(vaegan_eval, gan_loss=loss))  # fmt: skip
+    return ctx.bind(vaegan_train, vaegan_eval, gan_loss=cfg.train.gan_loss)
 
 
 FAMILY = image_family(
