@@ -70,7 +70,7 @@ def test_cross_validate_pools_the_held_out_folds_as_a_run_trained_by_hand():
     step, eval_step = steps_for(cfg, log=lambda _: None)
     batches = Batches(xt, y[train], lengths[train], batch_size=4, seed=0)
     opt = build_optimizer(cfg, model)
-    fit(model, opt, batches, train_step=step, epochs=3, options=FitOptions(), log=None)
+    fit(model, opt, batches, train_step=step, epochs=3, options=FitOptions(log=None))
     want = evaluate(model, eval_step, Batches(xh, y[held], lengths[held], batch_size=99,
                                               shuffle=False))  # fmt: skip
     assert curve.folds[0][-1]["accuracy"] == pytest.approx(want["accuracy"])

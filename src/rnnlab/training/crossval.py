@@ -112,9 +112,9 @@ def _fold(cfg: Config, train: tuple, held: tuple, num_classes: int) -> list[dict
         records.append({"epoch": state.epoch, "train_loss": record.get("train_loss"),
                         "lr": record["lr"], **m})  # fmt: skip
 
+    options = FitOptions(scheduler=scheduler, scheduler_interval=interval, log=None)
     fit(model, optimizer, batches, train_step=train_step, epochs=cfg.train.epochs,
-        scheduler=scheduler, options=FitOptions(scheduler_interval=interval),
-        on_epoch_end=score, log=None)  # fmt: skip
+        options=options, on_epoch_end=score)  # fmt: skip
     return records
 
 
