@@ -10,8 +10,9 @@ a dozen small autograd nodes per step, each cell is ONE ``torch.autograd.Functio
 (:mod:`rnnlab.layers.bptt_cells`) whose backward is written out: one recurrent matmul per
 step and the weight gradients as single matmuls over all B*T rows.
 
-The input half ``W_ih x + b`` of all steps is one matmul under autograd (so its backward is
-one matmul over all B*T rows as well); each Function takes it time-major.
+The input half ``W_ih x`` of all steps is one matmul inside each Function (its backward one
+matmul over all B*T rows for each of ``dX``, ``dW_ih``, ``db``); with one input-dropout mask
+per gate it is projected here, under autograd, and handed over instead.
 
 Masks: a (B, T) bool ``step_mask`` (``lengths`` become one) holds the state on False steps;
 outputs there are zero (``zero_output=True``, TF1/Keras default) or the previous output
@@ -28,7 +29,6 @@ Hessian-vector products. Under autocast the whole recurrence runs in the autocas
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from .bptt_cells import GRUFunction, LSTMFunction, SimpleRNNFunction
@@ -89,19 +89,21 @@ def bptt_run(
         return _run(cell, x.to(dtype), state, step_mask, rec_mask, in_mask, zero_output, dtype)
 
 
-def _project(cell, x: Tensor, in_mask: Tensor | None, dtype) -> Tensor:
-    """The input half for all steps, time-major (T, B, G*H): one matmul, under autograd."""
+def _inputs(cell, x: Tensor, in_mask: Tensor | None, dtype) -> tuple:
+    """What the Function projects, ``(x (T, B, I), W_ih, b)``: time-major inputs (input
+    dropout shared by the gates applied), or ``(xp (T, B, G*H), None, None)``: with one input
+    mask per gate, the input half projected here under autograd (gate g reads m_g ⊙ x)."""
     w = cell.weight_ih.to(dtype)
     b = cell.bias_ih if isinstance(cell, GRUCell) and cell.reset_after else cell.bias
     b = None if b is None else b.to(dtype)
     if in_mask is not None and in_mask.dim() == 2:
         x, in_mask = x * in_mask[:, None].to(dtype), None
     if in_mask is None:
-        return F.linear(x.transpose(0, 1).contiguous(), w, b)
-    G = in_mask.size(0)  # per gate: gate g reads m_g ⊙ x through its rows of W_ih
+        return x.transpose(0, 1).contiguous(), w, b
+    G = in_mask.size(0)
     xg = x.unsqueeze(0) * in_mask[:, :, None].to(dtype)  # (G, B, T, I)
     xp = torch.einsum("gbti,ghi->tbgh", xg, w.view(G, -1, w.size(1))).flatten(-2)
-    return xp if b is None else xp + b
+    return (xp if b is None else xp + b), None, None
 
 
 def _run(cell, x, state, step_mask, rec_mask, in_mask, zero_output, dtype):
@@ -115,23 +117,23 @@ def _run(cell, x, state, step_mask, rec_mask, in_mask, zero_output, dtype):
     rec_mask = cast(rec_mask)
     if rec_mask is not None and rec_mask.dim() == 3 and rec_mask.size(0) == 1:
         rec_mask = rec_mask[0]  # one gate: per gate is shared
-    xp = _project(cell, x, in_mask, dtype)
+    xin, w_ih, b = _inputs(cell, x, in_mask, dtype)
     w_hh = cast(cell.weight_hh)
     if isinstance(cell, LSTMCell):
         h0, c0 = cast(state.h), cast(state.c)
         out, h, c = LSTMFunction.apply(
-            xp, w_hh, None, h0, c0, mask, out_mask, rec_mask,
+            xin, w_ih, b, w_hh, None, h0, c0, mask, out_mask, rec_mask,
             cell.activation, cell.recurrent_activation,
         )  # fmt: skip
         return out, LSTMState(h, c)
     h0 = cast(state)
     if isinstance(cell, GRUCell):
         out, h = GRUFunction.apply(
-            xp, w_hh, cast(cell.bias_hh), h0, None, mask, out_mask, rec_mask,
+            xin, w_ih, b, w_hh, cast(cell.bias_hh), h0, None, mask, out_mask, rec_mask,
             cell.activation, cell.recurrent_activation, cell.reset_after,
         )  # fmt: skip
         return out, h
     out, h = SimpleRNNFunction.apply(
-        xp, w_hh, None, h0, None, mask, out_mask, rec_mask, cell.activation, None
+        xin, w_ih, b, w_hh, None, h0, None, mask, out_mask, rec_mask, cell.activation, None
     )
     return out, h

@@ -66,6 +66,54 @@ def act_grad(name: str, y: Tensor) -> Tensor:
     raise ValueError(f"no hand-written derivative for activation {name!r}")
 
 
+def act_grad_into(name: str, y: Tensor, out: Tensor) -> Tensor:
+    """``out = d activation / d x`` from the output ``y``: the values of :func:`act_grad`,
+    written into ``out`` (the per-step form of the backward loops, no new (B, H) tensor)."""
+    if name == "tanh":
+        return torch.addcmul(y.new_ones(()), y, y, value=-1.0, out=out)
+    if name == "sigmoid":
+        return torch.addcmul(y, y, y, value=-1.0, out=out)
+    if name == "hard_sigmoid":
+        return torch.lt(y, 1.0, out=out).mul_(y > 0).div_(6.0)
+    if name == "softsign":  # (|y| - 1)^2 = (1 - |y|)^2
+        return torch.abs(y, out=out).sub_(1.0).square_()
+    if name == "relu":
+        return torch.gt(y, 0.0, out=out)
+    if name == "linear":
+        return out.fill_(1.0)
+    raise ValueError(f"no hand-written derivative for activation {name!r}")
+
+
+def project(x: Tensor, w_ih: Tensor | None, width: int, out: Tensor | None = None) -> Tensor:
+    """A new (T, B, width) buffer holding the gates' input half without its bias,
+    ``x_t W_ih^T`` for the time-major inputs ``x`` (T, B, I): one matmul over all T*B rows,
+    which the recurrence then overwrites in place with the gates (the bias is added step by
+    step, on data in cache). With ``w_ih`` None, ``x`` is already the projected input (the
+    per-gate input-dropout path, bias included) and is copied. ``out``: a contiguous
+    (T, B, width) buffer to write into instead of a new one."""
+    T, B = x.shape[:2]
+    if out is None:
+        out = x.new_empty(T, B, width)
+    if w_ih is None:
+        return out.copy_(x)
+    torch.mm(x.reshape(T * B, -1), w_ih.t(), out=out.view(T * B, width))
+    return out
+
+
+def project_grads(needs, x: Tensor, w_ih: Tensor | None, dg: Tensor) -> tuple:
+    """Gradients of ``(x, w_ih, b)`` from ``dg`` (T, B, G*H), the pre-activations' gradient,
+    each one matmul over all T*B rows: ``dx = dG W_ih``, ``dW_ih = dG^T X`` (formed as
+    ``(X^T dG)^T``, which MKL runs about twice as fast here), ``db = Σ dG``. ``needs`` are the
+    three ``needs_input_grad`` flags; with ``w_ih`` None ``dg`` is the gradient of ``x``."""
+    if w_ih is None:
+        return (dg if needs[0] else None), None, None
+    flat = dg.view(-1, dg.size(-1))
+    dx = torch.mm(flat, w_ih).view(*dg.shape[:2], -1) if needs[0] else None
+    dw = torch.mm(x.reshape(flat.size(0), -1).t(), flat).t().contiguous() if needs[1] else None
+    db = flat.sum(0) if needs[2] else None
+    return dx, dw, db
+
+
 def time_major_grad(grad_out: Tensor | None, out_mask: Tensor | None) -> Tensor | None:
     """The outputs' gradient (B, T, H) as a (T, B, H) view, zeroed where outputs were."""
     if grad_out is None:
