@@ -33,7 +33,7 @@ from torch import Tensor
 
 from .bptt_cells import GRUFunction, LSTMFunction, SimpleRNNFunction
 from .bptt_ops import DERIVATIVES
-from .cells import GRUCell, LSTMCell, LSTMState, SimpleRNNCell
+from .cells import GRUCell, LSTMCell, LSTMState, activations_within
 
 __all__ = ["bptt_run", "bptt_supported"]
 
@@ -44,11 +44,7 @@ def bptt_supported(cell) -> bool:
     instance; activations with a written-out derivative)."""
     if "step" in vars(cell) or "gates_of" in vars(cell):
         return False
-    if type(cell) is SimpleRNNCell:
-        return cell.activation in DERIVATIVES
-    if type(cell) in (LSTMCell, GRUCell):
-        return cell.activation in DERIVATIVES and cell.recurrent_activation in DERIVATIVES
-    return False
+    return activations_within(cell, DERIVATIVES)
 
 
 def _out_mask(step_mask: Tensor | None, zero_output: bool) -> Tensor | None:

@@ -328,3 +328,14 @@ class GRUCell(_Cell):
         _, z, n = self.gates_of(xp, h, recurrent_mask)
         h = (1.0 - z) * n + z * h
         return h, h
+
+
+def activations_within(cell, allowed) -> bool:
+    """Whether ``cell`` is a built-in :class:`SimpleRNNCell`, :class:`LSTMCell` or
+    :class:`GRUCell` itself (not a subclass) whose activations are all in ``allowed``: what a
+    backend that writes these three cells' equations out (BPTT, Triton) can compute."""
+    if type(cell) is SimpleRNNCell:
+        return cell.activation in allowed
+    if type(cell) in (LSTMCell, GRUCell):
+        return cell.activation in allowed and cell.recurrent_activation in allowed
+    return False

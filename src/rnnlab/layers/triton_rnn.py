@@ -36,7 +36,7 @@ import os
 import torch
 from torch import Tensor
 
-from .cells import GRUCell, LSTMCell, LSTMState, SimpleRNNCell
+from .cells import GRUCell, LSTMCell, LSTMState, activations_within
 
 _SUPPORTED_ACTS = ("tanh", "sigmoid", "hard_sigmoid", "softsign", "relu", "linear")
 # Widths from compiling the kernels for sm_90 (Triton 3.9, num_warps 4; no GPU run): the
@@ -75,14 +75,10 @@ def triton_supported(cell) -> bool:
     if not triton_available():
         return False
     if type(cell) is LSTMCell and cell.hidden_size <= MAX_HIDDEN_TILED:
-        return cell.activation in _SUPPORTED_ACTS and cell.recurrent_activation in _SUPPORTED_ACTS
+        return activations_within(cell, _SUPPORTED_ACTS)
     if cell.hidden_size > MAX_HIDDEN:
         return False
-    if type(cell) is SimpleRNNCell:
-        return cell.activation in _SUPPORTED_ACTS
-    if type(cell) in (LSTMCell, GRUCell):
-        return cell.activation in _SUPPORTED_ACTS and cell.recurrent_activation in _SUPPORTED_ACTS
-    return False
+    return activations_within(cell, _SUPPORTED_ACTS)
 
 
 def _launch_whole(kernel, B: int, H: int, mask, lengths, *args, **meta) -> None:
