@@ -178,6 +178,34 @@ def test_restore_best_ends_with_the_weights_of_the_best_validation_epoch(restore
         assert torch.equal(v, expected[k]), k
 
 
+def test_monitor_accuracy_keeps_the_epoch_of_the_best_validation_accuracy():
+    torch.manual_seed(0)
+    model = SequenceClassifier("gru", 3, 8, 2)
+    x, y = _toy()
+    # the loss is lowest at epoch 1, the accuracy highest at epoch 3
+    scripted = iter([(0.5, 0.6), (0.7, 0.7), (0.9, 0.8), (0.6, 0.75)])
+    weights = []
+
+    def scripted_eval(model, batch):
+        loss, accuracy = next(scripted)
+        return {"loss": loss, "accuracy": accuracy}
+
+    def keep(state, record):
+        weights.append({k: v.clone() for k, v in model.state_dict().items()})
+
+    lines = []
+    state = fit(
+        model, torch.optim.Adam(model.parameters(), lr=0.05), Batches(x, y, batch_size=16),
+        train_step=classify_step, eval_step=scripted_eval, val_data=[(x, y)], epochs=4,
+        options=FitOptions(restore_best=True, monitor_metric="accuracy", log=lines.append),
+        on_epoch_end=keep,
+    )  # fmt: skip
+    assert state.best_epoch == 3 and state.restored == 3 and state.best == -0.8
+    assert lines[-1] == "restore_best: the weights of epoch 3 (best accuracy 0.8000)"
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, weights[2][k]), k
+
+
 def test_a_run_records_the_restored_epoch_and_load_run_returns_those_weights(tmp_path, monkeypatch):
     from rnnlab.training import experiment
     from rnnlab.training.config import apply_overrides, load_preset

@@ -258,6 +258,9 @@ class TrainConfig:
                         ge=0)  # fmt: skip
     restore_best: bool = key(True, "end with the weights of the best validation epoch (Keras's "
                              "restore_best_weights); needs a validation split")  # fmt: skip
+    monitor: str = key("loss", "what makes a validation epoch best (restore_best, patience, "
+                       "checkpoints/best.pt): the lowest loss, or the highest accuracy "
+                       "(families that report one)", choices=("loss", "accuracy"))  # fmt: skip
     device: str = key("auto", "where to train", choices=("auto", "cpu", "cuda"))
     precision: str = key("fp32", "autocast precision; fp16 adds loss scaling (CUDA only)",
                          choices=("fp32", "bf16", "fp16"))  # fmt: skip

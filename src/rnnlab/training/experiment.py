@@ -208,7 +208,7 @@ def train(
         options = FitOptions(
             scheduler=scheduler, scheduler_interval=interval, patience=t.patience,
             max_steps=max_steps, monitor=family.monitor, restore_best=t.restore_best,
-            time_budget=t.time_budget, progress=progress, log=log,
+            time_budget=t.time_budget, progress=progress, log=log, monitor_metric=t.monitor,
         )  # fmt: skip
         checkpointing = Checkpointing(run, state, extras, best_checkpoint=best)
         try:

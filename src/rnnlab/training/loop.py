@@ -124,7 +124,7 @@ class Batches:
 class FitState:
     epoch: int = 0  # epochs completed
     step: int = 0  # optimizer steps taken
-    best: float = math.inf  # best monitored value (val loss, else train loss)
+    best: float = math.inf  # best monitored value (val loss, else train loss; -accuracy)
     best_epoch: int = 0
     bad_epochs: int = 0  # epochs since the best (early stopping)
     stopped: str = ""  # why training ended early, if it did
@@ -146,7 +146,9 @@ class FitOptions:
     there is validation data); ``time_budget`` > 0: stop once ``FitState.train_seconds``
     reaches it, after the step that crossed it (the partial epoch is evaluated, checkpointed
     and counts as an epoch); ``progress``: a tqdm bar per epoch; ``log``: where each epoch's
-    line goes (None = nowhere; rank 0 only)."""
+    line goes (None = nowhere; rank 0 only); ``monitor_metric``: "loss" (lowest is best) or
+    "accuracy" (highest is best; kept negated in ``FitState.best``), read from
+    ``val_<metric>``, else ``train_<metric>``."""
 
     scheduler: Any = None  # a torch.optim.lr_scheduler object
     scheduler_interval: str = "epoch"
@@ -157,6 +159,7 @@ class FitOptions:
     time_budget: float = 0.0  # seconds of training, then stop (mid-epoch if need be); 0 = none
     progress: bool = False
     log: Callable[[str], None] | None = print
+    monitor_metric: str = "loss"  # "loss" (lower is better) or "accuracy" (higher)
 
 
 @dataclass
@@ -364,7 +367,7 @@ def fit(
         if val_data is not None and eval_step is not None:
             val = evaluate(model, eval_step, val_data, device)
             record |= {f"val_{k}": v for k, v in val.items()}
-        monitored = record.get("val_loss", record.get("train_loss", math.inf))
+        monitored = _monitored(record, options.monitor_metric)
         if scheduler is not None and options.scheduler_interval == "epoch":
             scheduler.step()
         elif scheduler is not None and options.scheduler_interval == "plateau":
@@ -388,11 +391,26 @@ def fit(
             say(state.stopped)
             break
     if restore and state.best_epoch and state.best_epoch != state.epoch:
-        _restore_best(model, state, best_weights, run, checkpointing.best_checkpoint, say)
+        _restore_best(
+            model,
+            state,
+            best_weights,
+            run,
+            checkpointing.best_checkpoint,
+            say,
+            options.monitor_metric,
+        )
     return state
 
 
-def _restore_best(model, state: FitState, weights, run, best_checkpoint, say) -> None:
+def _monitored(record: dict, metric: str) -> float:
+    """The value to minimise: ``val_<metric>`` (else ``train_<metric>``), negated for
+    accuracy; inf when the epoch reported neither."""
+    value = record.get(f"val_{metric}", record.get(f"train_{metric}", math.inf))
+    return -value if metric == "accuracy" and value != math.inf else value
+
+
+def _restore_best(model, state: FitState, weights, run, best_checkpoint, say, metric) -> None:
     """Put the best epoch's weights back (from memory, or ``best.pt`` after a resume)."""
     if weights is None and best_checkpoint is None and run is not None:
         best_checkpoint = run.checkpoints / "best.pt"
@@ -406,7 +424,8 @@ def _restore_best(model, state: FitState, weights, run, best_checkpoint, say) ->
         last = load_checkpoint(run.checkpoints / "last.pt")
         last["fit"]["restored"] = state.restored
         run.save_last(last)
-    say(f"restore_best: the weights of epoch {state.best_epoch} (best {state.best:.4f})")
+    best = -state.best if metric == "accuracy" else state.best
+    say(f"restore_best: the weights of epoch {state.best_epoch} (best {metric} {best:.4f})")
 
 
 def _format(record: dict, epochs: int) -> str:

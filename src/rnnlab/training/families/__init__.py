@@ -84,7 +84,7 @@ COMMON_KEYS = frozenset({
     "train.patience", "train.restore_best", "train.device", "train.precision",
     "train.cuda_graph", "train.max_steps", "train.eval_batch_size", "train.kernel_l1",
     "train.kernel_l2", "train.recurrent_l1", "train.recurrent_l2", "train.bias_l1",
-    "train.bias_l2", "train.max_norm", "train.time_budget",
+    "train.bias_l2", "train.max_norm", "train.time_budget", "train.monitor",
     "run.out_dir", "run.name", "run.description", "run.preset", "run.tensorboard",
 })  # fmt: skip
 
@@ -269,6 +269,11 @@ def check_family(cfg: Config) -> None:
         raise ConfigError(
             f"family {name!r} has no single loss to monitor: `train.patience` must be 0 and "
             f"`train.schedule` not plateau, got {t.patience!r} and {t.schedule!r}"
+        )
+    if t.monitor == "accuracy" and "classes" not in family.supports:
+        raise ConfigError(
+            f"`train.monitor=accuracy` needs a family that reports accuracy (one with class "
+            f"logits); family {name!r} does not: use `train.monitor=loss`"
         )
     if t.precision != "fp32" and "precision" not in family.supports:
         with_precision = [f.name for f in registry().values() if "precision" in f.supports]
