@@ -92,7 +92,7 @@ def test_dropout_only_in_training():
     assert not torch.equal(model(ids)[0], model(ids)[0])
 
 
-@pytest.mark.parametrize("pooling", ["last", "max", "mean"])
+@pytest.mark.parametrize("pooling", ["last", "max", "mean", "max_mean"])
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_padded_batch_equals_each_sentence_alone(pooling, kind):
     torch.manual_seed(0)
@@ -108,3 +108,45 @@ def test_padded_batch_equals_each_sentence_alone(pooling, kind):
     noisy = ids.clone()
     noisy[1, 2:] = 17
     torch.testing.assert_close(model(noisy, lengths), batch)
+
+
+def test_max_mean_pooling_is_max_and_mean_side_by_side():
+    torch.manual_seed(0)
+    model = TextClassifier(20, 2, 4, 3, pooling="max_mean").double().eval()
+    ids, lengths = torch.tensor([[3, 4, 5], [6, 7, 0]]), torch.tensor([3, 2])
+    out, _ = model.rnn(model.embedding(ids), lengths)  # (2, 3, 6)
+    by_hand = torch.stack([torch.cat([out[b, :n].amax(0), out[b, :n].mean(0)])
+                           for b, n in enumerate(lengths.tolist())])  # fmt: skip
+    torch.testing.assert_close(model(ids, lengths), model.head(by_hand))
+
+
+def test_word_dropout_replaces_valid_words_by_unk_in_training_only():
+    torch.manual_seed(0)
+    model = TextClassifier(50, 2, 4, 3, pooling="mean", word_dropout=0.3, unk_id=1)
+    seen = []
+    model.embedding.register_forward_hook(lambda mod, args, out: seen.append(args[0]))
+    ids = torch.randint(2, 50, (400, 20))
+    lengths = torch.randint(1, 21, (400,))
+    ids[torch.arange(20)[None] >= lengths[:, None]] = 0
+    model.eval()(ids, lengths)
+    assert torch.equal(seen[-1], ids)  # evaluation: every word kept
+    model.train()(ids, lengths)
+    dropped = seen[-1] != ids
+    assert torch.all(seen[-1][dropped] == 1)  # a dropped word is <unk>
+    assert not dropped[ids == 0].any()  # padding is never replaced
+    rate = dropped.sum() / (ids != 0).sum()
+    assert abs(float(rate) - 0.3) < 0.02
+    model(ids, lengths).sum().backward()
+    assert model.embedding.weight.grad[1].abs().sum() > 0  # <unk> now learns
+
+
+def test_uniform_embedding_init_and_bad_options():
+    model = TextClassifier(30, 2, 8, 4, embed_init="uniform")
+    w = model.embedding.weight
+    assert torch.all(w[0] == 0) and w[1:].abs().max() <= 0.25 and w[1:].std() > 0.1
+    with pytest.raises(ValueError, match="embed_init"):
+        TextClassifier(30, 2, embed_init="glove")
+    with pytest.raises(ValueError, match="word_dropout"):
+        TextClassifier(30, 2, word_dropout=1.0)
+    with pytest.raises(ValueError, match="unk_id"):
+        TextClassifier(30, 2, unk_id=0)

@@ -217,10 +217,17 @@ class ModelConfig:
                             "(Press & Wolf 2016; needs embed_dim == hidden_size)")  # fmt: skip
     init_scale: float = key(0.0, "language model: every weight U(-s, s) (Zaremba et al.: 0.1); "
                             "0 = the layers' init", ge=0.0)  # fmt: skip
-    pooling: str = key("last", "text-classify: last states, or max / mean over the valid words",
-                       choices=("last", "max", "mean"))  # fmt: skip
+    pooling: str = key("last", "text-classify: last states, or max / mean / both "
+                       "concatenated over the valid words",
+                       choices=("last", "max", "mean", "max_mean"))  # fmt: skip
     embed_dropout: float = key(0.0, "text-classify: dropout on the word embeddings", ge=0.0,
                                lt=1.0)  # fmt: skip
+    word_dropout: float = key(0.0, "text-classify: in training, each word becomes <unk> with "
+                              "this probability (Bowman et al. 2016)", ge=0.0,
+                              lt=1.0)  # fmt: skip
+    embed_init: str = key("normal", "text-classify: word embeddings N(0, 1) (torch) or "
+                          "U(-0.25, 0.25) (Kim 2014's random vectors)",
+                          choices=("normal", "uniform"))  # fmt: skip
 
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "adagrad", "adamw")
