@@ -26,6 +26,9 @@ def classifier(path, what: str, *, data_dir: str | None = None):
     cfg, model = open_run(path, data_dir=data_dir)
     if "classes" not in families.get(cfg.model.family).supports:
         raise UsageError(f"{what} needs a classify run; RUN {path} is a {cfg.model.family} run")
+    if cfg.model.family == "text-classify":  # inputs are word ids: nothing to perturb or trace
+        raise UsageError(f"{what} needs real-valued inputs; RUN {path} is a text-classify run "
+                         "(its inputs are word ids)")  # fmt: skip
     return cfg, model
 
 

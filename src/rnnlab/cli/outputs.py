@@ -24,9 +24,10 @@ def write_classifier_outputs(path: str | os.PathLike, *, data_dir: str | None = 
     if data_dir is not None:
         cfg.data.data_dir = data_dir
     data = build_data(cfg)
-    x, y = data.test[0], data.test[-1]
+    x, y = data.test[0], data.test[1]
+    lengths = data.test[2] if len(data.test) > 2 else None  # (x, y, lengths): padded text
     names = data.info.get("class_names") or [str(k) for k in range(data.num_classes)]
-    pred = predict_classes(model, x, cfg.train.eval_batch_size)
+    pred = predict_classes(model, x, cfg.train.eval_batch_size, lengths=lengths)
     text = write_classification(
         path, y, pred, names, title=f"{cfg.run.name or cfg.run.preset}: test"
     )

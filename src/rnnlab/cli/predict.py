@@ -1,6 +1,9 @@
 """``rnnlab predict RUN INPUT [--out FILE]``: a run of a family on the user's own files
 (seq-classify, forecast, seq-anomaly) predicts on INPUT in its training format and writes a
-CSV (:mod:`rnnlab.training.families._predict`); otherwise the class of each image in INPUT
+CSV (:mod:`rnnlab.training.families._predict`); a text-classify run reads INPUT as one
+sentence a line (or a CSV's ``text`` column) and writes ``line,label,p_<label>...``
+(:func:`rnnlab.training.families.text_classify.predict_sentences`); otherwise the class of
+each image in INPUT
 (``.npy`` holding
 ``(N, H, W)`` or ``(H, W)``, or an IDX file) by an image classifier's run folder; prints
 ``index<TAB>class<TAB>name`` per image. uint8 images are scaled by 1/255; float images must
@@ -20,9 +23,10 @@ OVERRIDES = False
 
 
 def add_arguments(p) -> None:
-    p.add_argument("run", help="a run folder of an image classifier")
+    p.add_argument("run", help="a run folder of an image, own-data or text classifier")
     p.add_argument("input", help=".npy (N, H, W) or IDX images file; own-data runs: a file "
-                   "in the training data's format")  # fmt: skip
+                   "in the training data's format; text-classify runs: one sentence a "
+                   "line")  # fmt: skip
     p.add_argument("--out", help="own-data runs: write the predictions CSV here (else stdout)")
 
 
@@ -91,8 +95,15 @@ def run(args) -> int:
     from rnnlab.training import experiment, families
     from rnnlab.training.families import _predict as own
 
-    if own.family_of(args.run) in own.FILE_FAMILIES:
+    family = own.family_of(args.run)
+    if family in own.FILE_FAMILIES:
         own.write_predictions(args.run, args.input, args.out)
+        return 0
+    if family == "text-classify":
+        from rnnlab.training.families.text_classify import predict_sentences
+
+        cfg, model = open_run(args.run)
+        own.write_csv(*predict_sentences(cfg, model, Path(args.input)), args.out)
         return 0
     cfg, model = open_run(args.run)
     images = read_images(Path(args.input))

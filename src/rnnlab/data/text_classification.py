@@ -37,7 +37,7 @@ from .text import UNK, TextDataError, Vocabulary, read_text
 
 __all__ = [
     "CLASSIFICATION_SETS", "FORMATS", "LabelSet", "Labelled", "encode_labelled",
-    "load_classification", "read_labelled",
+    "load_classification", "read_labelled", "read_sentences",
 ]  # fmt: skip
 
 PAD = "<pad>"
@@ -111,6 +111,33 @@ def read_labelled(
     if not labels:
         raise TextDataError(f"{path} holds no labelled lines")
     return Labelled(labels, tokens, lines, str(path))
+
+
+def read_sentences(path: str | os.PathLike) -> tuple[list[int], list[list[str]]]:
+    """``(line numbers, word lists)`` of the sentences of an unlabelled (or labelled) file,
+    for prediction: a ``.csv`` file's ``text`` column (a header naming it), else each
+    non-blank line, the text after its first tab when it holds one (a ``label<TAB>text``
+    line: the label is ignored). Split on whitespace, as training reads text."""
+    path = Path(path)
+    text = read_text(path)
+    lines, tokens = [], []
+    if path.suffix.lower() == ".csv":
+        reader = csv.reader(io.StringIO(text))
+        header = [h.strip().lower() for h in next(reader)]
+        if "text" not in header:
+            raise TextDataError(f"{path}: line 1 must be a header naming a `text` column, "
+                                f"got {header}")  # fmt: skip
+        ti = header.index("text")
+        pairs = ((reader.line_num, row[ti] if len(row) > ti else "") for row in reader)
+    else:
+        pairs = ((n, line.split("\t", 1)[-1]) for n, line in enumerate(text.splitlines(), 1))
+    for n, sentence in pairs:
+        if sentence.split():
+            lines.append(n)
+            tokens.append(sentence.split())
+    if not tokens:
+        raise TextDataError(f"{path} holds no sentences")
+    return lines, tokens
 
 
 def _label_key(label: str):

@@ -95,14 +95,23 @@ def format_report(report: dict, digits: int = 3) -> str:
 
 
 @torch.no_grad()
-def predict_classes(model: nn.Module, x: Tensor, batch_size: int = 1000) -> Tensor:
-    """``model(x).argmax(-1)`` in batches, in eval mode (the model's mode is restored)."""
+def predict_classes(
+    model: nn.Module, x: Tensor, batch_size: int = 1000, *, lengths: Tensor | None = None
+) -> Tensor:
+    """``model(x).argmax(-1)`` in batches, in eval mode (the model's mode is restored);
+    with ``lengths`` (B,) ``model(x, lengths)`` (padded sequences)."""
     was_training = model.training
     model.eval()
     try:
         device = next(model.parameters()).device
-        parts = [model(x[i : i + batch_size].to(device)).argmax(-1).cpu()
-                 for i in range(0, len(x), batch_size)]  # fmt: skip
+
+        def logits(i: int) -> Tensor:
+            args = [x[i : i + batch_size].to(device)]
+            if lengths is not None:
+                args.append(lengths[i : i + batch_size].to(device))
+            return model(*args)
+
+        parts = [logits(i).argmax(-1).cpu() for i in range(0, len(x), batch_size)]
     finally:
         model.train(was_training)
     return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)

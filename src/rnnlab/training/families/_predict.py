@@ -36,6 +36,7 @@ __all__ = [
     "family_of",
     "load_file_run",
     "predict_file",
+    "write_csv",
     "write_predictions",
 ]
 
@@ -166,11 +167,17 @@ def family_of(run: str | os.PathLike) -> str | None:
 def write_predictions(run: str | os.PathLike, path: str | os.PathLike, out=None) -> int:
     """:func:`predict_file` as CSV into ``out`` (atomically; nothing on an error) or to
     stdout; returns the number of rows."""
+    header, rows = predict_file(run, path)
+    write_csv(header, rows, out)
+    return len(rows)
+
+
+def write_csv(header: list[str], rows: list, out=None) -> None:
+    """``header`` and ``rows`` as CSV into file ``out`` (atomically) or to stdout."""
     import csv
     import io
     import sys
 
-    header, rows = predict_file(run, path)
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows([header, *rows])
     if out is None:
@@ -179,4 +186,3 @@ def write_predictions(run: str | os.PathLike, path: str | os.PathLike, out=None)
         from rnnlab.utils import atomic_write_text
 
         atomic_write_text(out, buf.getvalue())
-    return len(rows)

@@ -12,8 +12,10 @@ never saw is an error naming it. Batches are ``(ids, labels, lengths)``, padded.
 
 Model (:class:`rnnlab.models.text_classifier.TextClassifier`): ``model.kind`` lstm | gru |
 simple_rnn, ``model.bidirectional`` (default on here), ``model.pooling`` last | max | mean,
-``model.embed_dim``, ``model.embed_dropout``, ``model.layer_dropout``, ``model.head_dropout``.
-Steps and metrics are the classify family's (cross-entropy, accuracy).
+``model.embed_dim``, ``model.embed_dropout``, ``model.layer_dropout``, ``model.head_dropout``,
+``model.word_dropout`` (words -> ``<unk>`` in training), ``model.embed_init`` (normal |
+uniform). Steps and metrics are the classify family's (cross-entropy, accuracy);
+``train.monitor=accuracy`` keeps the epoch of the best validation accuracy.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from rnnlab.data.text_classification import (
     build_word_vocab,
     encode_labelled,
     load_classification,
+    read_sentences,
 )
 from rnnlab.models.text_classifier import TEXT_KINDS, TextClassifier
 
@@ -39,7 +42,7 @@ from . import Data, DataSpec, Family
 from ._common import VAL_SEED, DataError
 from .classify import plain_steps
 
-__all__ = ["FAMILY", "labels_of", "vocabulary_of"]
+__all__ = ["FAMILY", "labels_of", "predict_sentences", "vocabulary_of"]
 
 DATASETS = (*CLASSIFICATION_SETS, "text")
 KEYS = frozenset({
@@ -48,7 +51,7 @@ KEYS = frozenset({
     "model.hidden_size", "model.num_layers", "model.bidirectional", "model.dropout",
     "model.recurrent_dropout", "model.layer_dropout", "model.head_dropout",
     "model.implementation", "model.init", "model.activation", "model.embed_dim",
-    "model.embed_dropout", "model.pooling",
+    "model.embed_dropout", "model.pooling", "model.word_dropout", "model.embed_init",
 })  # fmt: skip
 
 
@@ -58,6 +61,32 @@ def vocabulary_of(cfg: Config) -> Vocabulary | None:
 
 def labels_of(cfg: Config) -> LabelSet | None:
     return LabelSet(json.loads(cfg.data.label_names)) if cfg.data.label_names else None
+
+
+def predict_sentences(cfg: Config, model: nn.Module, path) -> tuple[list[str], list[list[str]]]:
+    """``(header, rows)`` of ``rnnlab predict``: one row per sentence of ``path``
+    (:func:`~rnnlab.data.text_classification.read_sentences`): its ``line`` in the file, the
+    predicted ``label`` (as the training file wrote it) and ``p_<label>`` for every class
+    (softmax probabilities). Words the run's vocabulary lacks are ``<unk>``, as at test."""
+    from torch.nn.utils.rnn import pad_sequence
+
+    vocab, labels = vocabulary_of(cfg), labels_of(cfg)
+    if vocab is None or labels is None:
+        raise DataError("the run's config.json holds no vocabulary / label names (data.vocab, "
+                        "data.label_names): it did not finish building its data")  # fmt: skip
+    lines, tokens = read_sentences(path)
+    seqs = [vocab.encode(words) for words in tokens]
+    ids = pad_sequence(seqs, batch_first=True)
+    lengths = torch.tensor([len(s) for s in seqs])
+    size = cfg.train.eval_batch_size
+    model.eval()
+    with torch.no_grad():
+        probs = torch.cat([torch.softmax(model(ids[i : i + size], lengths[i : i + size]), -1)
+                           for i in range(0, len(seqs), size)])  # fmt: skip
+    header = ["line", "label", *(f"p_{name}" for name in labels.names)]
+    rows = [[str(n), labels.names[int(p.argmax())], *(f"{float(v):.6g}" for v in p)]
+            for n, p in zip(lines, probs, strict=True)]  # fmt: skip
+    return header, rows
 
 
 def _carve(data: Labelled, fraction: float) -> tuple[Labelled, Labelled]:
@@ -115,20 +144,22 @@ def build_data(cfg: Config, dry_run: bool) -> Data:
                   f"{len(labels)} classes")  # fmt: skip
         d.vocab = json.dumps(vocab.to_dict(), ensure_ascii=False)  # saved in config.json
         d.label_names = json.dumps(labels.names, ensure_ascii=False)
-    info = {"vocab": vocab, "labels": labels}
+    info = {"vocab": vocab, "labels": labels, "class_names": labels.names}
     return Data(splits[0], splits[1], splits[2], len(labels), source, info)
 
 
 def build_model(cfg: Config, spec: DataSpec) -> nn.Module:
     m = cfg.model
     bidirectional = m.bidirectional if "model.bidirectional" in changed_keys(cfg) else True
+    vocab = spec.info["vocab"]
     return TextClassifier(
-        len(spec.info["vocab"]), spec.num_classes, m.embed_dim, m.hidden_size, m.num_layers,
+        len(vocab), spec.num_classes, m.embed_dim, m.hidden_size, m.num_layers,
         kind=m.kind, bidirectional=bidirectional, pooling=m.pooling,
         embed_dropout=m.embed_dropout, layer_dropout=m.layer_dropout,
         head_dropout=m.head_dropout, rnn_dropout=m.dropout,
         recurrent_dropout=m.recurrent_dropout, implementation=m.implementation, init=m.init,
-        activation=m.activation,
+        activation=m.activation, word_dropout=m.word_dropout, unk_id=vocab.index[vocab.unk],
+        embed_init=m.embed_init,
     )  # fmt: skip
 
 
@@ -142,6 +173,6 @@ FAMILY = Family(
     build_model=build_model,
     steps=plain_steps,
     keys=KEYS,
-    supports=frozenset({"precision"}),
+    supports=frozenset({"precision", "classes"}),
     summary_input=lambda cfg, spec: None,
 )
