@@ -125,21 +125,28 @@ def test_text_classifier_on_a_users_tsv_and_its_errors(tmp_path, capsys):
              ("neg", "bad bad")] * 10  # fmt: skip
     train = _labelled(tmp_path, "train.tsv", sents)
     test = _labelled(tmp_path, "test.tsv", sents[:8])
-    common = ["train", "sst2-bilstm", *CLS, f"--data.path={train}", f"--run.out_dir={tmp_path}"]
-    assert main([*common, f"--data.test_path={test}", "--run.name=ok"]) == 0
+    common = ["train", "sst2-bilstm", *CLS, f"--data.train={train}", f"--run.out_dir={tmp_path}"]
+    assert main([*common, f"--data.test={test}", "--run.name=ok"]) == 0
     cfg = json.loads((tmp_path / "ok" / "config.json").read_text())["config"]
     assert json.loads(cfg["data"]["label_names"]) == ["neg", "pos"]
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "ok")]) == 0
     assert "test_accuracy" in capsys.readouterr().out
     odd = _labelled(tmp_path, "odd.tsv", [("pos", "good"), ("meh", "so so")])
-    err = _error(capsys, [*common, f"--data.test_path={odd}", "--run.name=odd"])
+    err = _error(capsys, [*common, f"--data.test={odd}", "--run.name=odd"])
     assert "label 'meh'" in err and "odd.tsv, line 2" in err
     nolabel = tmp_path / "nolabel.tsv"
     nolabel.write_text("pos\tgood\n\tno label\n")
-    err = _error(capsys, [*common, f"--data.test_path={nolabel}", "--run.name=nl"])
+    err = _error(capsys, [*common, f"--data.test={nolabel}", "--run.name=nl"])
     assert "nolabel.tsv, line 2" in err
     assert not (tmp_path / "odd").exists() and not (tmp_path / "nl").exists()
+    # the own-file keys are seq-classify's; the old names are refused with the new one
+    for old, new in [("path", "train"), ("val_path", "val"), ("test_path", "test")]:
+        err = _error(capsys, [*common, f"--data.{old}={test}", "--run.name=old"])
+        assert f"`data.{old}` is `data.{new}` for family text-classify" in err
+    err = _error(capsys, ["train", "sst2-bilstm", *CLS, f"--run.out_dir={tmp_path}"])
+    assert "`data.train` must name" in err
+    assert not (tmp_path / "old").exists()
 
 
 def test_text_classifier_predicts_class_names_and_probabilities(tmp_path, capsys):
@@ -149,7 +156,7 @@ def test_text_classifier_predicts_class_names_and_probabilities(tmp_path, capsys
     test = _labelled(tmp_path, "test.tsv", sents[:6])
     argv = ["train", "sst2-bilstm", *CLS, "--train.epochs=8", "--train.lr=0.03",
             "--train.monitor=accuracy", "--model.word_dropout=0.1",
-            "--model.pooling=max_mean", f"--data.path={train}", f"--data.test_path={test}",
+            "--model.pooling=max_mean", f"--data.train={train}", f"--data.test={test}",
             f"--run.out_dir={tmp_path}", "--run.name=r"]  # fmt: skip
     assert main(argv) == 0
     run = tmp_path / "r"

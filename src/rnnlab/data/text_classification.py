@@ -203,7 +203,7 @@ def load_classification(
     (``name="text"``; ``val`` / ``test`` ``None`` where not given)."""
     if name == "text":
         if train_path is None:
-            raise TextDataError("`data.path` must name a labelled text file for dataset 'text'")
+            raise TextDataError("`data.train` must name a labelled text file for dataset 'text'")
         paths = {"train": train_path, "val": val_path, "test": test_path}
         return {k: read_labelled(p, fmt) if p is not None else None for k, p in paths.items()}
     if name not in CLASSIFICATION_SETS:

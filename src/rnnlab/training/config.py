@@ -98,9 +98,9 @@ class DataConfig:
     bptt: int = key(64, "language model: steps per truncated-BPTT window", ge=1)
     level: str = key("char", "dataset=text language model: char or word tokens",
                      choices=("char", "word"))  # fmt: skip
-    val_path: str = key("", "dataset=text: a validation file ('' = the last 10% of a corpus, "
-                        "data.val_fraction of the sentences)")  # fmt: skip
-    test_path: str = key("", "dataset=text: a test file ('' = none)")
+    val_path: str = key("", "language model, dataset=text: a validation corpus ('' = the last "
+                        "10% of data.path)")  # fmt: skip
+    test_path: str = key("", "language model, dataset=text: a test corpus ('' = none)")
     format: str = key("auto", "labelled sentences: space (LABEL text), tsv (label<TAB>text), "
                       "csv (label,text header) or auto",
                       choices=("auto", "space", "tsv", "csv"))  # fmt: skip
@@ -113,13 +113,16 @@ class DataConfig:
                            "(written by training)")  # fmt: skip
 
     # the user's own files (families seq-classify, forecast, seq-anomaly; rnnlab.data.files)
-    train: str = key("", "seq-classify: the training file (.ts, .csv/.tsv, .npy/.npz)")
-    test: str = key("", "seq-classify: the test file; '' = hold out data.test_fraction of train")
+    train: str = key("", "seq-classify: the training file (.ts, .csv/.tsv, .npy/.npz); "
+                     "text-classify (dataset=text): the labelled sentences")  # fmt: skip
+    val: str = key("", "text-classify (dataset=text): a validation file; '' = hold out "
+                   "data.val_fraction of data.train")  # fmt: skip
+    test: str = key("", "seq-classify: the test file ('' = hold out data.test_fraction of "
+                    "train); text-classify (dataset=text): the test file (needed)")  # fmt: skip
     test_fraction: float = key(0.2, "seq-classify without data.test: share of the training "
                                "file held out as the test split", gt=0.0, lt=1.0)  # fmt: skip
     path: str = key("", "forecast / seq-anomaly: the series CSV, one row per time step; "
-                    "dataset=text: your UTF-8 corpus (language-model) or labelled sentences "
-                    "(text-classify)")  # fmt: skip
+                    "language model, dataset=text: your UTF-8 corpus")  # fmt: skip
     target: str = key(
         "",
         "seq-classify: a CSV's label column; forecast: the target column(s), "

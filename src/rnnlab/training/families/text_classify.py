@@ -3,7 +3,9 @@ embeddings learnt from scratch (no pretrained vectors; Kim 2014's CNN-rand is th
 
 Data (:mod:`rnnlab.data.text_classification`): ``data.dataset`` ``sst2`` (train / dev / test
 as given), ``trec`` (train / test) or ``text`` (the user's ``label<TAB>text``, ``LABEL text``
-or CSV file ``data.path``, optional ``data.val_path`` / ``data.test_path``, ``data.format``).
+or CSV files ``data.train`` and ``data.test``, optional ``data.val``, ``data.format``: the
+names seq-classify reads its own files by; the language model's ``data.path`` /
+``data.val_path`` / ``data.test_path`` are refused here with the new name).
 Without a validation file, ``data.val_fraction`` of the training sentences is held out (a
 fixed permutation): model choice never sees the test set. The word vocabulary
 (``data.max_vocab``, ``data.min_freq``) and the label names are built on the training split
@@ -37,7 +39,7 @@ from rnnlab.data.text_classification import (
 )
 from rnnlab.models.text_classifier import TEXT_KINDS, TextClassifier
 
-from ..config import Config, changed_keys
+from ..config import Config, ConfigError, changed_keys
 from . import Data, DataSpec, Family
 from ._common import VAL_SEED, DataError
 from .classify import plain_steps
@@ -45,8 +47,10 @@ from .classify import plain_steps
 __all__ = ["FAMILY", "labels_of", "predict_sentences", "vocabulary_of"]
 
 DATASETS = (*CLASSIFICATION_SETS, "text")
+# the names text-classify read its own files by before they followed seq-classify's
+RENAMED = {"data.path": "data.train", "data.val_path": "data.val", "data.test_path": "data.test"}
 KEYS = frozenset({
-    "data.path", "data.val_path", "data.test_path", "data.format", "data.max_vocab",
+    "data.train", "data.val", "data.test", *RENAMED, "data.format", "data.max_vocab",
     "data.min_freq", "data.vocab", "data.label_names",
     "model.hidden_size", "model.num_layers", "model.bidirectional", "model.dropout",
     "model.recurrent_dropout", "model.layer_dropout", "model.head_dropout",
@@ -123,8 +127,8 @@ def build_data(cfg: Config, dry_run: bool) -> Data:
         source = "synthetic sentences (dry run)"
     else:
         raw = load_classification(
-            d.dataset, root=d.data_dir, train_path=d.path or None, val_path=d.val_path or None,
-            test_path=d.test_path or None, fmt=d.format,
+            d.dataset, root=d.data_dir, train_path=d.train or None, val_path=d.val or None,
+            test_path=d.test or None, fmt=d.format,
         )  # fmt: skip
         train, val, test = raw["train"], raw["val"], raw["test"]
         if d.limit:
@@ -133,7 +137,7 @@ def build_data(cfg: Config, dry_run: bool) -> Data:
         if val is None and d.val_fraction > 0:
             train, val = _carve(train, d.val_fraction)
         if test is None:
-            raise TextDataError("`data.test_path` must name a labelled test file")
+            raise TextDataError("`data.test` must name a labelled test file")
         vocab = vocab or build_word_vocab(train, min_freq=d.min_freq, max_size=d.max_vocab)
         labels = labels or LabelSet.build(train.labels)
         splits = [encode_labelled(s, vocab, labels) if s is not None else None
@@ -163,6 +167,16 @@ def build_model(cfg: Config, spec: DataSpec) -> nn.Module:
     )  # fmt: skip
 
 
+def check(cfg: Config) -> None:
+    """Refuse the old own-file key names, naming the new ones."""
+    old = [k for k in RENAMED if k in changed_keys(cfg)]
+    if old:
+        raise ConfigError(
+            f"`{old[0]}` is `{RENAMED[old[0]]}` for family text-classify (its own files are "
+            "data.train, data.val, data.test, as seq-classify's)"
+        )
+
+
 FAMILY = Family(
     name="text-classify",
     description="sentence classifiers: embedding -> bidirectional LSTM/GRU -> pooling -> "
@@ -175,4 +189,5 @@ FAMILY = Family(
     keys=KEYS,
     supports=frozenset({"precision", "classes"}),
     summary_input=lambda cfg, spec: None,
+    check=check,
 )
