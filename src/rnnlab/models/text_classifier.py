@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnlab.layers import lengths_to_mask
+from rnnlab.utils import check_choice
 
 from .language import stacked_layers
 
@@ -81,8 +82,7 @@ class TextClassifier(nn.Module):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"`pooling` must be one of {POOLINGS}, got {pooling!r}.")
-        if embed_init not in EMBED_INITS:
-            raise ValueError(f"`embed_init` must be one of {EMBED_INITS}, got {embed_init!r}.")
+        check_choice("embed_init", embed_init, EMBED_INITS)
         if not 0.0 <= word_dropout < 1.0:
             raise ValueError(f"`word_dropout` must be in [0, 1), got {word_dropout!r}.")
         if not 0 < unk_id < vocab_size:
