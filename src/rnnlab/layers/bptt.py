@@ -10,9 +10,10 @@ a dozen small autograd nodes per step, each cell is ONE ``torch.autograd.Functio
 (:mod:`rnnlab.layers.bptt_cells`) whose backward is written out: one recurrent matmul per
 step and the weight gradients as single matmuls over all B*T rows.
 
-The input half ``W_ih x`` of all steps is one matmul inside each Function (its backward one
-matmul over all B*T rows for each of ``dX``, ``dW_ih``, ``db``); with one input-dropout mask
-per gate it is projected here, under autograd, and handed over instead.
+The input half ``W_ih x + b`` of all steps is one matmul inside each Function, the bias as a
+column of ``W_ih`` against a column of ones (its backward: one matmul over all B*T rows for
+each of ``dX`` and ``[dW_ih | db]``); with one input-dropout mask per gate it is projected
+here, under autograd, and handed over instead.
 
 Masks: a (B, T) bool ``step_mask`` (``lengths`` become one) holds the state on False steps;
 outputs there are zero (``zero_output=True``, TF1/Keras default) or the previous output
@@ -86,20 +87,33 @@ def bptt_run(
 
 
 def _inputs(cell, x: Tensor, in_mask: Tensor | None, dtype) -> tuple:
-    """What the Function projects, ``(x (T, B, I), W_ih, b)``: time-major inputs (input
-    dropout shared by the gates applied), or ``(xp (T, B, G*H), None, None)``: with one input
-    mask per gate, the input half projected here under autograd (gate g reads m_g ⊙ x)."""
+    """What the Function projects: ``(X (T, B, I+1), [W_ih | b] (G*H, I+1))``, the
+    time-major inputs (input dropout shared by the gates applied) with a column of ones
+    against the bias (``(X, W_ih)`` without a bias); or, with one input mask per gate,
+    ``(xp (T, B, G*H), None)``, the input half projected here (gate g reads m_g ⊙ x).
+
+    The input-side bias: LSTM and SimpleRNN ``bias``, the textbook GRU ``bias``, the GRU
+    ``reset_after`` ``bias_ih`` plus ``bias_hh``'s r and z parts (its n part stays inside
+    ``r ⊙ (W_hn h + b_hn)``). All under autograd, so their gradients flow back."""
     w = cell.weight_ih.to(dtype)
     b = cell.bias_ih if isinstance(cell, GRUCell) and cell.reset_after else cell.bias
+    if isinstance(cell, GRUCell) and cell.reset_after and cell.bias_hh is not None:
+        H = cell.hidden_size
+        rz = torch.cat([cell.bias_hh[: 2 * H], cell.bias_hh.new_zeros(H)])
+        b = rz if b is None else b + rz
     b = None if b is None else b.to(dtype)
     if in_mask is not None and in_mask.dim() == 2:
         x, in_mask = x * in_mask[:, None].to(dtype), None
     if in_mask is None:
-        return x.transpose(0, 1).contiguous(), w, b
+        x = x.transpose(0, 1)
+        if b is None:
+            return x.contiguous(), w
+        ones = x.new_ones(*x.shape[:2], 1)
+        return torch.cat([x, ones], 2), torch.cat([w, b[:, None]], 1)
     G = in_mask.size(0)
     xg = x.unsqueeze(0) * in_mask[:, :, None].to(dtype)  # (G, B, T, I)
     xp = torch.einsum("gbti,ghi->tbgh", xg, w.view(G, -1, w.size(1))).flatten(-2)
-    return (xp if b is None else xp + b), None, None
+    return (xp if b is None else xp + b), None
 
 
 def _run(cell, x, state, step_mask, rec_mask, in_mask, zero_output, dtype):
@@ -113,23 +127,26 @@ def _run(cell, x, state, step_mask, rec_mask, in_mask, zero_output, dtype):
     rec_mask = cast(rec_mask)
     if rec_mask is not None and rec_mask.dim() == 3 and rec_mask.size(0) == 1:
         rec_mask = rec_mask[0]  # one gate: per gate is shared
-    xin, w_ih, b = _inputs(cell, x, in_mask, dtype)
+    xin, w_ih = _inputs(cell, x, in_mask, dtype)
     w_hh = cast(cell.weight_hh)
     if isinstance(cell, LSTMCell):
         h0, c0 = cast(state.h), cast(state.c)
         out, h, c = LSTMFunction.apply(
-            xin, w_ih, b, w_hh, None, h0, c0, mask, out_mask, rec_mask,
+            xin, w_ih, w_hh, None, h0, c0, mask, out_mask, rec_mask,
             cell.activation, cell.recurrent_activation,
         )  # fmt: skip
         return out, LSTMState(h, c)
     h0 = cast(state)
     if isinstance(cell, GRUCell):
+        b_hn = None
+        if cell.reset_after and cell.bias_hh is not None:
+            b_hn = cast(cell.bias_hh[cell.hidden_size * 2 :])
         out, h = GRUFunction.apply(
-            xin, w_ih, b, w_hh, cast(cell.bias_hh), h0, None, mask, out_mask, rec_mask,
+            xin, w_ih, w_hh, b_hn, h0, None, mask, out_mask, rec_mask,
             cell.activation, cell.recurrent_activation, cell.reset_after,
         )  # fmt: skip
         return out, h
     out, h = SimpleRNNFunction.apply(
-        xin, w_ih, b, w_hh, None, h0, None, mask, out_mask, rec_mask, cell.activation, None
+        xin, w_ih, w_hh, None, h0, None, mask, out_mask, rec_mask, cell.activation, None
     )
     return out, h

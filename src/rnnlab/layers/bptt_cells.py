@@ -1,30 +1,31 @@
 """Hand-derived backpropagation through time, one ``torch.autograd.Function`` per cell.
 
-Every function runs the whole sequence, time-major. Shapes: B batch, T time, I inputs, H
-hidden, G gates. All take the same arguments, in this order::
+Every function runs the whole sequence, time-major. Shapes: B batch, T time, K input
+columns, H hidden, G gates. All take the same arguments, in this order::
 
-    x (T, B, I) the inputs (contiguous), weight_ih (G*H, I), bias (G*H,) | None (the input
-    side's; GRU reset_after: bias_ih), weight_hh (G*H, H), bias_hh (G*H,) | None (GRU
-    reset_after only), h0 (B, H), c0 (B, H) | None (LSTM only),
-    step_mask (T, B, 1) bool | None, out_mask (T, B, 1) | None,
-    rec_mask (B, H) shared | (G, B, H) one per gate | None, activation, recurrent_activation
+    x (T, B, K) the inputs, contiguous, weight_ih (G*H, K), weight_hh (G*H, H),
+    b_hn (H,) | None (GRU reset_after only: the bias inside r ⊙ (W_hn h + b_hn)),
+    h0 (B, H), c0 (B, H) | None (LSTM only), step_mask (T, B, 1) bool | None,
+    out_mask (T, B, 1) | None, rec_mask (B, H) shared | (G, B, H) one per gate | None,
+    activation, recurrent_activation
 
-and return ``(outputs (B, T, H), h_T[, c_T])``. With ``weight_ih`` None, ``x`` is instead the
-projected input (T, B, G*H), bias included (per-gate input dropout, which the caller
-projects under autograd). ``step_mask`` False holds the state at a step (its gates get zero
-gradient); ``out_mask`` multiplies the outputs (0 where an output is zeroed); ``rec_mask``
-is the recurrent-dropout mask on the state entering the recurrent matmul (gate g's block of
-``W_hh`` reads ``m_g ⊙ h``).
+and return ``(outputs (B, T, H), h_T[, c_T])``. The input-side bias is a column of
+``weight_ih`` against a column of ones in ``x`` (the caller appends both, under autograd),
+so the projection includes it and its gradient is a column of ``dW_ih``. With
+``weight_ih`` None, ``x`` is instead the projected input (T, B, G*H), bias included (one
+input-dropout mask per gate, which the caller projects). ``step_mask`` False holds the
+state at a step (its gates get zero gradient); ``out_mask`` multiplies the outputs (0 where
+an output is zeroed); ``rec_mask`` is the recurrent-dropout mask on the state entering the
+recurrent matmul (gate g's block of ``W_hh`` reads ``m_g ⊙ h``).
 
 Forward: the input half ``X W_ih^T`` of all steps is one matmul into the gates' buffer
-(T, B, G*H); each step adds the bias and its recurrent matmul in place and applies the
-activations there. It keeps the gate activations, the states (T+1, B, H) (the LSTM also its
-cell states (T+1, B, H) and ``act(c_t)`` (T, B, H); GRU ``reset_after`` also
-``W_hn h̃ + b_hn`` (T, B, H)). Backward runs the recurrence in reverse with one
-(B, G*H) x (G*H, H) matmul per step for the state gradient (the textbook GRU needs two: its
-reset gate acts between its two recurrent matmuls; per-gate masks need one per gate), and
-forms ``dW_hh = dG^T H_prev``, ``dW_ih = dG^T X``, ``db`` and ``dX = dG W_ih`` as single
-matmuls over all B*T rows at the end.
+(T, B, G*H); each step adds its recurrent matmul in place and applies the activations
+there. It keeps the gate activations, the states (T+1, B, H) (the LSTM also its cell
+states (T+1, B, H) and ``act(c_t)`` (T, B, H); GRU ``reset_after`` also ``W_hn h̃ + b_hn``
+(T, B, H)). Backward runs the recurrence in reverse with one (B, G*H) x (G*H, H) matmul per
+step for the state gradient (the textbook GRU needs two: its reset gate acts between its
+two recurrent matmuls; per-gate masks need one per gate), and forms ``dW_hh = dG^T H_prev``,
+``dW_ih = dG^T X`` and ``dX = dG W_ih`` as single matmuls over all B*T rows at the end.
 
 Double backward is not supported (``once_differentiable``: a second derivative raises).
 """
@@ -66,19 +67,27 @@ class _RecMask:
     """The recurrent-dropout mask ``m``: None, shared (B, H), or one per gate (G, B, H).
 
     Gate ``g`` is the ``g``-th block of H rows of ``W_hh``; its recurrent input is ``m_g ⊙ h``.
+    A shared mask's inputs ``m ⊙ h_{t-1}`` are kept for all T steps (``kept`` (T, B, H)):
+    the forward writes them (``T`` given), the backward's weight gradient reads them
+    (``kept`` given) instead of forming ``m ⊙ H_prev`` again.
     """
 
-    def __init__(self, mask: Tensor | None):
+    def __init__(self, mask: Tensor | None, T: int = 0, kept: Tensor | None = None):
         self.m = mask
         self.per_gate = mask is not None and mask.dim() == 3
         self.buf = None if mask is None else torch.empty_like(mask)
+        if T and mask is not None and not self.per_gate:
+            kept = mask.new_empty(T, *mask.shape)
+        self.kept = kept
 
     def of(self, g: int) -> Tensor | None:
         return self.m[g] if self.per_gate else self.m
 
-    def masked(self, h: Tensor) -> Tensor:
-        """This step's recurrent input(s): ``h``, ``m ⊙ h`` (B, H) or (G, B, H)."""
-        return h if self.m is None else torch.mul(h, self.m, out=self.buf)
+    def masked(self, h: Tensor, t: int) -> Tensor:
+        """Step t's recurrent input(s): ``h``, ``m ⊙ h`` (B, H) or (G, B, H)."""
+        if self.m is None:
+            return h
+        return torch.mul(h, self.m, out=self.buf if self.kept is None else self.kept[t])
 
     def gate(self, hin: Tensor, g: int) -> Tensor:
         return hin[g] if self.per_gate else hin
@@ -106,6 +115,8 @@ class _RecMask:
 
     def inputs(self, hs: Tensor, g: int) -> Tensor:
         """(T, B, H) states -> what entered gate g's recurrent matmul at every step."""
+        if self.kept is not None:
+            return self.kept
         m = self.of(g)
         return hs if m is None else hs * m
 
@@ -158,6 +169,14 @@ class _StateGrad:
                 nxt.addmm_(dg_t, w_hh)
             if extra is not None:
                 nxt.addcmul_(extra[0], extra[1])
+        elif not rec.per_gate and extra is None:  # dy + (dG W_hh) ⊙ m [+ dh ⊙ carry]
+            torch.mm(dg_t, w_hh, out=self.tmp)
+            if dy is None:
+                torch.mul(self.tmp, rec.m, out=nxt)
+            else:
+                torch.addcmul(dy, self.tmp, rec.m, out=nxt)
+            if carry is not None:
+                nxt.addcmul_(dh, carry)
         else:
             rec.back(dg_t, w_hh, nxt, self.tmp)
             if extra is not None:
@@ -177,29 +196,28 @@ class SimpleRNNFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, w_ih, b, w_hh, b_hh, h0, c0, step_mask, out_mask, rec_mask, act, _):
+    def forward(ctx, x, w_ih, w_hh, b_hh, h0, c0, step_mask, out_mask, rec_mask, act, _):
         ctx.set_materialize_grads(False)
         T = x.size(0)
         hs = x.new_empty(T + 1, *h0.shape)
         hs[0] = h0
         project(x, w_ih, h0.size(1), out=hs[1:])  # step t's input half, in place of h_t
-        w_t, rec = _transposed(w_hh), _RecMask(rec_mask)
+        w_t, rec = _transposed(w_hh), _RecMask(rec_mask, T)
         h_t, masks = hs.unbind(0), _step_views(step_mask, T)
         for t in range(T):
-            new = h_t[t + 1] if b is None else h_t[t + 1].add_(b)
-            act_(act, new.addmm_(rec.masked(h_t[t]), w_t))
+            new = act_(act, h_t[t + 1].addmm_(rec.masked(h_t[t], t), w_t))
             if masks[t] is not None:
                 torch.where(masks[t], new, h_t[t], out=new)
         ctx.save_for_backward(w_ih, x if w_ih is not None else None, w_hh, hs, step_mask,
-                              out_mask, rec_mask)  # fmt: skip
+                              out_mask, rec_mask, rec.kept)  # fmt: skip
         ctx.act = act
         return _write_outputs(hs[1:], out_mask), hs[T].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, grad_h):
-        w_ih, x, w_hh, hs, step_mask, out_mask, rec_mask = ctx.saved_tensors
-        T, rec = hs.size(0) - 1, _RecMask(rec_mask)
+        w_ih, x, w_hh, hs, step_mask, out_mask, rec_mask, kept = ctx.saved_tensors
+        T, rec = hs.size(0) - 1, _RecMask(rec_mask, kept=kept)
         dy = _step_views(time_major_grad(grad_out, out_mask), T)
         d = act_grad(ctx.act, hs[1:])  # (T, B, H)
         carry = [None] * T
@@ -213,11 +231,11 @@ class SimpleRNNFunction(torch.autograd.Function):
             torch.mul(grad.dh, d_t[t], out=da_t[t])
             grad.back(t, da_t[t], w_hh)
         dw_hh = None
-        if ctx.needs_input_grad[3]:
+        if ctx.needs_input_grad[2]:
             dw_hh = rec.weight_grad(da.view(-1, da.size(-1)), hs[:T], torch.empty_like(w_hh))
-        dh0 = grad.dh if ctx.needs_input_grad[5] else None
-        dx, dw_ih, db = project_grads(ctx.needs_input_grad[:3], x, w_ih, da)
-        return dx, dw_ih, db, dw_hh, None, dh0, None, None, None, None, None, None
+        dh0 = grad.dh if ctx.needs_input_grad[4] else None
+        dx, dw_ih = project_grads(ctx.needs_input_grad[:2], x, w_ih, da)
+        return dx, dw_ih, dw_hh, None, dh0, None, None, None, None, None, None
 
 
 class LSTMFunction(torch.autograd.Function):
@@ -236,15 +254,14 @@ class LSTMFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, w_ih, b, w_hh, b_hh, h0, c0, step_mask, out_mask, rec_mask, act,
-                rec_act):  # fmt: skip
+    def forward(ctx, x, w_ih, w_hh, b_hh, h0, c0, step_mask, out_mask, rec_mask, act, rec_act):
         ctx.set_materialize_grads(False)
         T, (B, H) = x.size(0), h0.shape
         a = project(x, w_ih, 4 * H)  # the gates' input half, then (in place) the gates
         hs, cs = x.new_empty(T + 1, B, H), x.new_empty(T + 1, B, H)
         taus = x.new_empty(T, B, H)  # act(c_t), kept for the backward
         hs[0], cs[0] = h0, c0
-        w_t, rec = _transposed(w_hh), _RecMask(rec_mask)
+        w_t, rec = _transposed(w_hh), _RecMask(rec_mask, T)
         h_new, c_new = torch.empty_like(h0), torch.empty_like(h0)
         a_t, h_t, c_t = a.unbind(0), hs.unbind(0), cs.unbind(0)
         tau_t, masks = taus.unbind(0), _step_views(step_mask, T)
@@ -252,10 +269,7 @@ class LSTMFunction(torch.autograd.Function):
         i_t, f_t, g_t, o_t = (v.unbind(0) for v in a.view(T, B, 4, H).unbind(2))
         if_t = a[:, :, : 2 * H].unbind(0)
         for t in range(T):
-            hin = rec.masked(h_t[t])
-            if b is not None:
-                a_t[t].add_(b)
-            rec.addmm_(a_t[t], hin, w_t)
+            rec.addmm_(a_t[t], rec.masked(h_t[t], t), w_t)
             act_(rec_act, if_t[t])
             g = act_(act, g_t[t])
             o = act_(rec_act, o_t[t])
@@ -268,20 +282,24 @@ class LSTMFunction(torch.autograd.Function):
                 torch.where(m, c_new, c_t[t], out=c_t[t + 1])
                 torch.where(m, h_new, h_t[t], out=h_t[t + 1])
         ctx.save_for_backward(w_ih, x if w_ih is not None else None, w_hh, a, hs, cs, taus,
-                              step_mask, out_mask, rec_mask)  # fmt: skip
+                              step_mask, out_mask, rec_mask, rec.kept)  # fmt: skip
         ctx.act, ctx.rec_act = act, rec_act
         return _write_outputs(hs[1:], out_mask), hs[T].clone(), cs[T].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, grad_h, grad_c):
-        w_ih, x, w_hh, a, hs, cs, taus, step_mask, out_mask, rec_mask = ctx.saved_tensors
-        act, rec_act, rec = ctx.act, ctx.rec_act, _RecMask(rec_mask)
+        w_ih, x, w_hh, a, hs, cs, taus, step_mask, out_mask, rec_mask, kept = ctx.saved_tensors
+        act, rec_act, rec = ctx.act, ctx.rec_act, _RecMask(rec_mask, kept=kept)
         T, B, H = hs.size(0) - 1, hs.size(1), hs.size(2)
         dy = _step_views(time_major_grad(grad_out, out_mask), T)
-        masks, carry = _step_views(step_mask, T), [None] * T
+        a4 = a.view(T, B, 4, H)
+        a_t, (i_t, f_t, g_t, o_t) = a4.unbind(0), (v.unbind(0) for v in a4.unbind(2))
+        masks, carry = [None] * T, [None] * T
         if step_mask is not None:  # held steps: no gate gradient, dh and dc pass through
+            masks = _step_views(step_mask.to(a.dtype), T)  # float: a bool operand is slow
             carry = _step_views((~step_mask).to(a.dtype), T)
+            f_t = _step_views(torch.where(step_mask, a4[:, :, 1], 1.0), T)
         dg = torch.empty(T, B, 4, H, dtype=a.dtype, device=a.device)
         grad = _StateGrad(grad_h, hs[0], dy, rec, carry)
         dc = _start(grad_c, cs[0])
@@ -289,8 +307,6 @@ class LSTMFunction(torch.autograd.Function):
         # per step: p = [g σ'(i), c_{t-1} σ'(f), i act'(g), τ σ'(o)], p_c = o act'(τ)
         p, p_c = a.new_empty(B, 4, H), a.new_empty(B, H)
         p_i, p_f, p_g, p_o = p.unbind(1)
-        a4 = a.view(T, B, 4, H)
-        a_t, (i_t, f_t, g_t, o_t) = a4.unbind(0), (v.unbind(0) for v in a4.unbind(2))
         c_t, tau_t, dg_t = cs.unbind(0), taus.unbind(0), dg.unbind(0)
         dg_flat = dg.view(T, B, 4 * H).unbind(0)
         for t in range(T - 1, -1, -1):
@@ -308,19 +324,16 @@ class LSTMFunction(torch.autograd.Function):
             dc.addcmul_(dh, p_c)
             torch.mul(p[:, :3], dc_b, out=dg_t[t][:, :3])
             torch.mul(dh, p_o, out=dg_t[t][:, 3])
-            if m is None:
-                dc.mul_(f_t[t])
-            else:
-                dc.mul_(torch.where(m, f_t[t], 1.0))
+            dc.mul_(f_t[t])  # held steps: f is 1 there
             grad.back(t, dg_flat[t], w_hh)
         dg = dg.view(T, B, 4 * H)
         dw_hh = None
-        if ctx.needs_input_grad[3]:
+        if ctx.needs_input_grad[2]:
             dw_hh = rec.weight_grad(dg.view(T * B, 4 * H), hs[:T], torch.empty_like(w_hh))
-        dh0 = grad.dh if ctx.needs_input_grad[5] else None
-        dc0 = dc if ctx.needs_input_grad[6] else None
-        dx, dw_ih, db = project_grads(ctx.needs_input_grad[:3], x, w_ih, dg)
-        return dx, dw_ih, db, dw_hh, None, dh0, dc0, None, None, None, None, None
+        dh0 = grad.dh if ctx.needs_input_grad[4] else None
+        dc0 = dc if ctx.needs_input_grad[5] else None
+        dx, dw_ih = project_grads(ctx.needs_input_grad[:2], x, w_ih, dg)
+        return dx, dw_ih, dw_hh, None, dh0, dc0, None, None, None, None, None
 
 
 class GRUFunction(torch.autograd.Function):
@@ -338,39 +351,33 @@ class GRUFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, w_ih, b, w_hh, b_hh, h0, c0, step_mask, out_mask, rec_mask, act,
-                rec_act, reset_after=True):  # fmt: skip
+    def forward(ctx, x, w_ih, w_hh, b_hn, h0, c0, step_mask, out_mask, rec_mask, act, rec_act,
+                reset_after=True):  # fmt: skip
         ctx.set_materialize_grads(False)
         T, (B, H) = x.size(0), h0.shape
         a = project(x, w_ih, 3 * H)  # the gates' input half, then (in place) the gates
-        if b_hh is not None:  # reset_after: b_hr and b_hz join the input side's bias
-            rz = torch.cat([b_hh[: 2 * H], b_hh.new_zeros(H)])
-            b = rz if b is None else b + rz
-        b_n = b_hh[2 * H :] if b_hh is not None else None  # stays inside r ⊙ (.)
         hs = x.new_empty(T + 1, B, H)
         hs[0] = h0
         # reset_after: W_hn h̃ + b_hn for every step; textbook: a (B, H) buffer for r ⊙ h̃
         hn = x.new_empty(T, B, H) if reset_after else torch.empty_like(h0)
         w_t = _transposed(w_hh)
         w_rz_t, w_n_t = w_t[:, : 2 * H], w_t[:, 2 * H :]
-        rec = _RecMask(rec_mask)
+        rec = _RecMask(rec_mask, T)
         diff, h_new = torch.empty_like(h0), torch.empty_like(h0)
         h_t, masks = hs.unbind(0), _step_views(step_mask, T)
         hn_t = hn.unbind(0) if reset_after else None
         # every step's gate views, made once (a view costs as much Python time as a small op)
-        a_t, rz_t, n_t = a.unbind(0), a[:, :, : 2 * H].unbind(0), a[:, :, 2 * H :].unbind(0)
+        rz_t, n_t = a[:, :, : 2 * H].unbind(0), a[:, :, 2 * H :].unbind(0)
         r_t, z_t = a[:, :, :H].unbind(0), a[:, :, H : 2 * H].unbind(0)
         for t in range(T):
-            hin = rec.masked(h_t[t])
-            if b is not None:
-                a_t[t].add_(b)
+            hin = rec.masked(h_t[t], t)
             act_(rec_act, rec.addmm_(rz_t[t], hin, w_rz_t))
             r, z, n, h_n = r_t[t], z_t[t], n_t[t], rec.gate(hin, 2)
             if reset_after:
-                if b_n is None:
+                if b_hn is None:
                     torch.mm(h_n, w_n_t, out=hn_t[t])
                 else:
-                    torch.addmm(b_n, h_n, w_n_t, out=hn_t[t])
+                    torch.addmm(b_hn, h_n, w_n_t, out=hn_t[t])
                 n.addcmul_(r, hn_t[t])
             else:
                 n.addmm_(torch.mul(r, h_n, out=hn), w_n_t)
@@ -382,16 +389,16 @@ class GRUFunction(torch.autograd.Function):
                 torch.where(m, h_new, h_t[t], out=h_t[t + 1])
         saved_hn = hn if reset_after else None
         ctx.save_for_backward(w_ih, x if w_ih is not None else None, w_hh, a, hs, saved_hn,
-                              step_mask, out_mask, rec_mask)  # fmt: skip
+                              step_mask, out_mask, rec_mask, rec.kept)  # fmt: skip
         ctx.act, ctx.rec_act, ctx.reset_after = act, rec_act, reset_after
         return _write_outputs(hs[1:], out_mask), hs[T].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, grad_h):
-        w_ih, x, w_hh, a, hs, hn, step_mask, out_mask, rec_mask = ctx.saved_tensors
+        w_ih, x, w_hh, a, hs, hn, step_mask, out_mask, rec_mask, kept = ctx.saved_tensors
         act, rec_act, reset_after = ctx.act, ctx.rec_act, ctx.reset_after
-        rec = _RecMask(rec_mask)
+        rec = _RecMask(rec_mask, kept=kept)
         T, B, H = hs.size(0) - 1, hs.size(1), hs.size(2)
         r, z, n = a.view(T, B, 3, H).unbind(2)
         dy = _step_views(time_major_grad(grad_out, out_mask), T)
@@ -426,8 +433,8 @@ class GRUFunction(torch.autograd.Function):
                 torch.mul(drh, pr_t[t], out=dr_t[t])
                 grad.back(t, drz_t[t], w_rz, extra=(drh, r_t[t], 2))
         flat = dg.view(T * B, 3 * H)
-        dw_hh = db_hh = None
-        if ctx.needs_input_grad[3]:
+        dw_hh = db_hn = None
+        if ctx.needs_input_grad[2]:
             dw_hh = torch.empty_like(w_hh)
             if reset_after:
                 rec.weight_grad(flat, hs[:T], dw_hh)
@@ -435,11 +442,10 @@ class GRUFunction(torch.autograd.Function):
                 rec.weight_grad(flat[:, : 2 * H], hs[:T], dw_hh[: 2 * H])
                 rh = (r * hin_n).reshape(T * B, H)
                 dw_hh[2 * H :].copy_(torch.mm(rh.t(), flat[:, 2 * H :]).t())
-        if ctx.needs_input_grad[4]:
-            db_hh = flat.sum(0)
+        if ctx.needs_input_grad[3]:
+            db_hn = flat[:, 2 * H :].sum(0)
         if reset_after:
             dg[:, :, 2] = dn  # now the gradient of the projected inputs [dr, dz, dn]
-        dh0 = grad.dh if ctx.needs_input_grad[5] else None
-        dx, dw_ih, db = project_grads(ctx.needs_input_grad[:3], x, w_ih, dg.view(T, B, 3 * H))
-        nones = (None,) * 7
-        return dx, dw_ih, db, dw_hh, db_hh, dh0, *nones
+        dh0 = grad.dh if ctx.needs_input_grad[4] else None
+        dx, dw_ih = project_grads(ctx.needs_input_grad[:2], x, w_ih, dg.view(T, B, 3 * H))
+        return dx, dw_ih, dw_hh, db_hn, dh0, *(None,) * 7

@@ -18,6 +18,7 @@ the functions agree with autograd through the reference loop everywhere.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 DERIVATIVES = ("tanh", "sigmoid", "hard_sigmoid", "softsign", "relu", "linear")
@@ -29,8 +30,8 @@ def act_(name: str, v: Tensor) -> Tensor:
         return v.tanh_()
     if name == "sigmoid":
         return v.sigmoid_()
-    if name == "hard_sigmoid":  # the same operations, in the same order, as cells.hard_sigmoid
-        return v.add_(3.0).clamp_(0.0, 6.0).div_(6.0)
+    if name == "hard_sigmoid":  # torch's one kernel: relu6(x + 3) / 6, as cells.hard_sigmoid
+        return F.hardsigmoid(v, inplace=True)
     if name == "softsign":
         return v.div_(v.abs().add_(1.0))
     if name == "relu":
@@ -46,6 +47,8 @@ def act_into(name: str, v: Tensor, out: Tensor) -> Tensor:
         return torch.tanh(v, out=out)
     if name == "sigmoid":
         return torch.sigmoid(v, out=out)
+    if name == "softsign":
+        return torch.div(v, torch.abs(v, out=out).add_(1.0), out=out)
     return act_(name, out.copy_(v))
 
 
@@ -68,29 +71,28 @@ def act_grad(name: str, y: Tensor) -> Tensor:
 
 def act_grad_into(name: str, y: Tensor, out: Tensor) -> Tensor:
     """``out = d activation / d x`` from the output ``y``: the values of :func:`act_grad`,
-    written into ``out`` (the per-step form of the backward loops, no new (B, H) tensor)."""
+    written into ``out`` (the per-step form of the backward loops, no new (B, H) tensor),
+    with float arithmetic only (comparisons into a float ``out`` run ~20x slower here)."""
     if name == "tanh":
         return torch.addcmul(y.new_ones(()), y, y, value=-1.0, out=out)
     if name == "sigmoid":
         return torch.addcmul(y, y, y, value=-1.0, out=out)
-    if name == "hard_sigmoid":
-        return torch.lt(y, 1.0, out=out).mul_(y > 0).div_(6.0)
+    if name == "hard_sigmoid":  # y (1 - y) > 0 exactly where 0 < y < 1 (y in [0, 1])
+        return torch.addcmul(y, y, y, value=-1.0, out=out).sign_().div_(6.0)
     if name == "softsign":  # (|y| - 1)^2 = (1 - |y|)^2
         return torch.abs(y, out=out).sub_(1.0).square_()
-    if name == "relu":
-        return torch.gt(y, 0.0, out=out)
+    if name == "relu":  # y >= 0: sign(y) is 1 where y > 0, else 0
+        return torch.sign(y, out=out)
     if name == "linear":
         return out.fill_(1.0)
     raise ValueError(f"no hand-written derivative for activation {name!r}")
 
 
 def project(x: Tensor, w_ih: Tensor | None, width: int, out: Tensor | None = None) -> Tensor:
-    """A new (T, B, width) buffer holding the gates' input half without its bias,
-    ``x_t W_ih^T`` for the time-major inputs ``x`` (T, B, I): one matmul over all T*B rows,
-    which the recurrence then overwrites in place with the gates (the bias is added step by
-    step, on data in cache). With ``w_ih`` None, ``x`` is already the projected input (the
-    per-gate input-dropout path, bias included) and is copied. ``out``: a contiguous
-    (T, B, width) buffer to write into instead of a new one."""
+    """The gates' input half ``x_t W_ih^T`` for the time-major inputs ``x`` (T, B, K), one
+    matmul over all T*B rows into a (T, B, width) buffer (new, or ``out``, contiguous) that
+    the recurrence then overwrites in place with the gates. With ``w_ih`` None, ``x`` is
+    already the projected input (the per-gate input-dropout path) and is copied."""
     T, B = x.shape[:2]
     if out is None:
         out = x.new_empty(T, B, width)
@@ -101,17 +103,16 @@ def project(x: Tensor, w_ih: Tensor | None, width: int, out: Tensor | None = Non
 
 
 def project_grads(needs, x: Tensor, w_ih: Tensor | None, dg: Tensor) -> tuple:
-    """Gradients of ``(x, w_ih, b)`` from ``dg`` (T, B, G*H), the pre-activations' gradient,
-    each one matmul over all T*B rows: ``dx = dG W_ih``, ``dW_ih = dG^T X`` (formed as
-    ``(X^T dG)^T``, which MKL runs about twice as fast here), ``db = Σ dG``. ``needs`` are the
-    three ``needs_input_grad`` flags; with ``w_ih`` None ``dg`` is the gradient of ``x``."""
+    """Gradients of ``(x, w_ih)`` from ``dg`` (T, B, G*H), the pre-activations' gradient, each
+    one matmul over all T*B rows: ``dx = dG W_ih`` and ``dW_ih = dG^T X``, formed as
+    ``(X^T dG)^T``, which MKL runs about twice as fast here. ``needs`` are the two
+    ``needs_input_grad`` flags; with ``w_ih`` None ``dg`` is the gradient of ``x``."""
     if w_ih is None:
-        return (dg if needs[0] else None), None, None
+        return (dg if needs[0] else None), None
     flat = dg.view(-1, dg.size(-1))
     dx = torch.mm(flat, w_ih).view(*dg.shape[:2], -1) if needs[0] else None
     dw = torch.mm(x.reshape(flat.size(0), -1).t(), flat).t().contiguous() if needs[1] else None
-    db = flat.sum(0) if needs[2] else None
-    return dx, dw, db
+    return dx, dw
 
 
 def time_major_grad(grad_out: Tensor | None, out_mask: Tensor | None) -> Tensor | None:
