@@ -118,6 +118,19 @@ def test_explicit_equals_reference_loop_float64(seed):
             torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
 
 
+@pytest.mark.parametrize("steps", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 5, 9, 17, 21])  # LSTM configurations, T >= 4
+def test_lstm_weight_gradients_in_chunks_of_steps(seed, steps, monkeypatch):
+    """The LSTM backward takes dG in chunks of ``steps`` steps (a partial chunk where T is
+    not a multiple): the same answers as the reference loop."""
+    from rnnlab.layers import bptt_cells
+
+    cfg = random_config(seed)
+    assert cfg["kind"] == "lstm" and cfg["T"] > steps
+    monkeypatch.setattr(bptt_cells, "CHUNK_ELEMENTS", steps * cfg["B"] * 4 * cfg["H"])
+    test_explicit_equals_reference_loop_float64(seed)
+
+
 def masked_reference(cell, x, state, mask, rec_mask, zero_output):
     """Keras's masked loop, written plainly: a masked step keeps the state; its output is
     zero or the previous output (zeros before the first valid step)."""
