@@ -8,7 +8,7 @@ in :mod:`rnnlab.layers.recurrent` computes (``implementation="reference"``, the 
 other cell runs); the tests hold the two together to 1e-10 in float64. Instead of recording
 a dozen small autograd nodes per step, each cell is ONE ``torch.autograd.Function``
 (:mod:`rnnlab.layers.bptt_cells`) whose backward is written out: one recurrent matmul per
-step and the weight gradients as single matmuls over all B*T rows.
+step and the weight gradients as large matmuls over many B*T rows.
 
 The input half ``W_ih x + b`` of all steps is one matmul inside each Function, the bias as a
 column of ``W_ih`` against a column of ones (its backward: one matmul over all B*T rows for

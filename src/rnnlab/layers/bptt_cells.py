@@ -25,7 +25,8 @@ states (T+1, B, H) and ``act(c_t)`` (T, B, H); GRU ``reset_after`` also ``W_hn h
 (T, B, H)). Backward runs the recurrence in reverse with one (B, G*H) x (G*H, H) matmul per
 step for the state gradient (the textbook GRU needs two: its reset gate acts between its
 two recurrent matmuls; per-gate masks need one per gate), and forms ``dW_hh = dG^T H_prev``,
-``dW_ih = dG^T X`` and ``dX = dG W_ih`` as single matmuls over all B*T rows at the end.
+``dW_ih = dG^T X`` and ``dX = dG W_ih`` as single matmuls over all B*T rows at the end (the
+LSTM over the B*chunk rows of each chunk of steps, from a dG buffer that stays in cache).
 
 Double backward is not supported (``once_differentiable``: a second derivative raises).
 """
