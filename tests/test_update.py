@@ -4,11 +4,14 @@ the same parameters step only after all of them are checked."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from rnnlab.cli import main
+from rnnlab.data.files import write_series
+from rnnlab.data.ts_format import write_ts
 from rnnlab.training import experiment
 from rnnlab.training.checkpoint import load_checkpoint
 from rnnlab.training.config import apply_overrides, load_preset
@@ -27,14 +30,62 @@ TINY = {
     "vae": ("vae-mnist", ["--data.dataset=digits", "--model.hidden_size=8", "--train.iw_k=0"]),
     "gan": ("gan-mnist", ["--data.dataset=digits", "--model.hidden_size=8"]),
     "vaegan": ("vaegan-mnist", ["--data.dataset=digits", "--model.base_channels=4"]),
+    # the families on text and on the user's own files: tiny files the test writes (FILES)
+    "language-model": ("char-shakespeare", ["--data.dataset=text", "--model.hidden_size=8",
+                                            "--model.embed_dim=4", "--data.bptt=8"]),
+    "text-classify": ("sst2-bilstm", ["--data.dataset=text", "--model.hidden_size=8",
+                                      "--model.embed_dim=4"]),
+    "seq-classify": ("seq-classify", ["--model.hidden_size=8"]),
+    "forecast": ("forecast", ["--data.target=OT", "--data.input_len=8", "--data.horizon=2",
+                              "--data.split=0.6,0.2", "--model.hidden_size=8"]),
+    "seq-anomaly": ("seq-anomaly", ["--data.window=8", "--data.probation=0.5",
+                                    "--model.hidden_size=8", "--model.latent_dim=2"]),
 }  # fmt: skip
+NEW = ["language-model", "text-classify", "seq-classify", "forecast", "seq-anomaly"]
+
+
+def _corpus(tmp_path) -> list[str]:
+    words = "the cat sat on the mat . a dog ran to the cat .".split()
+    rng = np.random.default_rng(0)
+    (tmp_path / "corpus.txt").write_text(" ".join(rng.choice(words, 300)) + "\n")
+    return [f"--data.path={tmp_path / 'corpus.txt'}"]
+
+
+def _labelled(tmp_path) -> list[str]:
+    lines = [("pos", "a good film"), ("neg", "a bad film"), ("pos", "good good")] * 16
+    for name, rows in (("train.tsv", lines), ("test.tsv", lines[:8])):
+        (tmp_path / name).write_text("".join(f"{y}\t{text}\n" for y, text in rows))
+    return [f"--data.train={tmp_path / 'train.tsv'}", f"--data.test={tmp_path / 'test.tsv'}"]
+
+
+def _ts(tmp_path) -> list[str]:
+    rng = np.random.default_rng(0)
+    seqs = [rng.normal(size=(int(n), 2)) + i % 2 for i, n in enumerate(rng.integers(5, 9, 60))]
+    write_ts(tmp_path / "d.ts", seqs, [str(i % 2) for i in range(60)])
+    return [f"--data.train={tmp_path / 'd.ts'}"]
+
+
+def _series(tmp_path) -> list[str]:
+    t = np.arange(300)
+    values = np.stack([np.sin(t / 4), np.cos(t / 4)], 1)
+    time = [f"2020-01-{1 + i // 24:02d} {i % 24:02d}:00:00" for i in t]
+    return [f"--data.path={write_series(tmp_path / 's.csv', values, ['load', 'OT'], time)}"]
+
+
+FILES = {"language-model": _corpus, "text-classify": _labelled, "seq-classify": _ts,
+         "forecast": _series, "seq-anomaly": _series}  # fmt: skip
+
+
+def _flags(family, tmp_path) -> list[str]:
+    """The tiny run's flags (the preset's data files written into ``tmp_path``)."""
+    data = FILES[family](tmp_path) if family in FILES else ["--data.limit=96"]
+    common = ["--train.epochs=3", "--train.max_steps=2", "--data.batch_size=16",
+              f"--run.out_dir={tmp_path}", "--run.name=r"]  # fmt: skip
+    return [*common, *data, *TINY[family][1]]
 
 
 def _cfg(family, tmp_path, *flags):
-    preset, extra = TINY[family]
-    common = ["--train.epochs=3", "--train.max_steps=2", "--data.batch_size=16",
-              "--data.limit=96", f"--run.out_dir={tmp_path}", "--run.name=r"]  # fmt: skip
-    return apply_overrides(load_preset(preset), [*common, *extra, *flags])
+    return apply_overrides(load_preset(TINY[family][0]), [*_flags(family, tmp_path), *flags])
 
 
 @pytest.mark.parametrize("family", list(TINY))
@@ -70,6 +121,35 @@ def test_an_exploding_generative_run_exits_1_with_one_line(preset, tmp_path, cap
     for last in tmp_path.glob("*/checkpoints/last.pt"):  # the last good one, if any was made
         assert all(torch.isfinite(v).all() for v in load_checkpoint(last)["model"].values())
     assert not list(tmp_path.glob(".*"))  # no partial folder or temp file left
+
+
+@pytest.mark.parametrize("family", NEW)
+def test_a_nan_in_a_new_family_exits_1_with_one_line_and_a_loadable_checkpoint(
+    family, tmp_path, capsys, monkeypatch
+):
+    def poison(model):  # after epoch 1's checkpoint, one weight becomes NaN
+        def hook(state, record):
+            if state.epoch == 1:
+                with torch.no_grad():
+                    next(p for p in model.parameters() if p.requires_grad).fill_(math.nan)
+
+        return hook
+
+    hooked = experiment._epoch_hook
+    monkeypatch.setattr(experiment, "_epoch_hook", lambda *a: hooked(*a[:5], poison(a[4])))
+    assert main(["train", TINY[family][0], *_flags(family, tmp_path), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("rnnlab: error: training stopped: ") and err.count("\n") == 1, err
+    assert "(non-finite at epoch 2, step 3)" in err
+    run = tmp_path / "r"
+    last = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert last["fit"]["epoch"] == 1 and last["fit"]["step"] == 2
+    cfg = _cfg(family, tmp_path)
+    model = build_model(cfg, build_data(cfg).spec)
+    model.load_state_dict(last["model"])  # the last good weights load into the family's model
+    assert all(torch.isfinite(p).all() for p in model.state_dict().values())
+    assert "last good checkpoint" in (run / "summary.txt").read_text()
+    assert not list(tmp_path.glob(".*")) and not list(run.rglob("*.tmp"))  # nothing half-written
 
 
 def _vae_delta(*flags):
