@@ -150,32 +150,35 @@ def test_text_classifier_on_a_users_tsv_and_its_errors(tmp_path, capsys):
 
 
 def test_text_classifier_predicts_class_names_and_probabilities(tmp_path, capsys):
-    sents = [("pos", "a good film"), ("neg", "a bad film"), ("pos", "good good"),
-             ("neg", "bad bad")] * 10  # fmt: skip
+    sents = [("pos", "A Good film"), ("neg", "a bad Film"), ("pos", "good GOOD"),
+             ("neg", "Bad bad")] * 10  # fmt: skip
     train = _labelled(tmp_path, "train.tsv", sents)
     test = _labelled(tmp_path, "test.tsv", sents[:6])
     argv = ["train", "sst2-bilstm", *CLS, "--train.epochs=8", "--train.lr=0.03",
             "--train.monitor=accuracy", "--model.word_dropout=0.1",
             "--model.pooling=max_mean", f"--data.train={train}", f"--data.test={test}",
-            f"--run.out_dir={tmp_path}", "--run.name=r"]  # fmt: skip
+            "--data.lowercase=true", f"--run.out_dir={tmp_path}", "--run.name=r"]  # fmt: skip
     assert main(argv) == 0
     run = tmp_path / "r"
+    vocab = json.loads(json.loads((run / "config.json").read_text())["config"]["data"]["vocab"])
+    assert sorted(vocab["tokens"][2:]) == ["a", "bad", "film", "good"]  # lower-cased
     # the test split's confusion matrix counts its 6 labels (not the lengths tensor)
     confusion = json.loads((run / "confusion.json").read_text())
     assert confusion["labels"] == ["neg", "pos"] and sum(map(sum, confusion["matrix"])) == 6
     assert [sum(row) for row in confusion["matrix"]] == [3, 3]
     sentences = tmp_path / "new.txt"
-    sentences.write_text("good good film\n\nbad bad\nneg\tan unseen-word bad\n")
+    sentences.write_text("Good GOOD film\n\nbad BAD\nneg\tan unseen-word bad\ngood good film\n")
     out = tmp_path / "pred.csv"
     capsys.readouterr()
     assert main(["predict", str(run), str(sentences), "--out", str(out)]) == 0
     rows = [line.split(",") for line in out.read_text().splitlines()]
     assert rows[0] == ["line", "label", "p_neg", "p_pos"]
-    assert [r[0] for r in rows[1:]] == ["1", "3", "4"]  # the blank line 2 is skipped
+    assert [r[0] for r in rows[1:]] == ["1", "3", "4", "5"]  # the blank line 2 is skipped
+    assert rows[1][1:] == rows[4][1:]  # lower-cased as in training
     for row in rows[1:]:
         p = [float(v) for v in row[2:]]
         assert abs(sum(p) - 1) < 1e-5 and row[1] == ["neg", "pos"][p.index(max(p))]
-    assert [r[1] for r in rows[1:]] == ["pos", "neg", "neg"]
+    assert [r[1] for r in rows[1:]] == ["pos", "neg", "neg", "pos"]
     assert "does not exist" in _error(capsys, ["predict", str(run), str(tmp_path / "no.txt")])
     blank = tmp_path / "blank.txt"
     blank.write_text("pos\t\n")  # a label, no text

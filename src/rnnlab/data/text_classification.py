@@ -70,10 +70,15 @@ def _format(path: Path, text: str, fmt: str) -> str:
 
 
 def read_labelled(
-    path: str | os.PathLike, fmt: str = "auto", *, encoding: str = "utf-8", lowercase=False
+    path: str | os.PathLike,
+    fmt: str = "auto",
+    *,
+    encoding: str = "utf-8",
+    lowercase: bool = False,
 ) -> Labelled:
-    """Examples of ``path`` in format ``fmt`` (module docstring). A line without a label or
-    without text is a :class:`TextDataError` naming file and line."""
+    """Examples of ``path`` in format ``fmt`` (module docstring), the text lower-cased with
+    ``lowercase`` (not the label). A line without a label or without text is a
+    :class:`TextDataError` naming file and line."""
     path = Path(path)
     text = read_text(path, encoding)
     fmt = _format(path, text, fmt)
@@ -113,11 +118,14 @@ def read_labelled(
     return Labelled(labels, tokens, lines, str(path))
 
 
-def read_sentences(path: str | os.PathLike) -> tuple[list[int], list[list[str]]]:
+def read_sentences(
+    path: str | os.PathLike, *, lowercase: bool = False
+) -> tuple[list[int], list[list[str]]]:
     """``(line numbers, word lists)`` of the sentences of an unlabelled (or labelled) file,
     for prediction: a ``.csv`` file's ``text`` column (a header naming it), else each
     non-blank line, the text after its first tab when it holds one (a ``label<TAB>text``
-    line: the label is ignored). Split on whitespace, as training reads text."""
+    line: the label is ignored). Split on whitespace (after lower-casing with ``lowercase``),
+    as training reads text."""
     path = Path(path)
     text = read_text(path)
     lines, tokens = [], []
@@ -132,9 +140,10 @@ def read_sentences(path: str | os.PathLike) -> tuple[list[int], list[list[str]]]
     else:
         pairs = ((n, line.split("\t", 1)[-1]) for n, line in enumerate(text.splitlines(), 1))
     for n, sentence in pairs:
-        if sentence.split():
+        words = (sentence.lower() if lowercase else sentence).split()
+        if words:
             lines.append(n)
-            tokens.append(sentence.split())
+            tokens.append(words)
     if not tokens:
         raise TextDataError(f"{path} holds no sentences")
     return lines, tokens
@@ -198,21 +207,25 @@ def load_classification(
     test_path: str | os.PathLike | None = None,
     val_path: str | os.PathLike | None = None,
     fmt: str = "auto",
+    lowercase: bool = False,
 ) -> dict[str, Labelled | None]:
     """Raw splits ``{"train", "val", "test"}`` of ``sst2``, ``trec`` or a user's files
-    (``name="text"``; ``val`` / ``test`` ``None`` where not given)."""
+    (``name="text"``; ``val`` / ``test`` ``None`` where not given); ``lowercase``: every
+    sentence lower-cased (Kim 2014's preprocessing; TREC's questions are cased)."""
     if name == "text":
         if train_path is None:
             raise TextDataError("`data.train` must name a labelled text file for dataset 'text'")
         paths = {"train": train_path, "val": val_path, "test": test_path}
-        return {k: read_labelled(p, fmt) if p is not None else None for k, p in paths.items()}
+        return {k: read_labelled(p, fmt, lowercase=lowercase) if p is not None else None
+                for k, p in paths.items()}  # fmt: skip
     if name not in CLASSIFICATION_SETS:
         raise ValueError(f"`name` must be one of {[*CLASSIFICATION_SETS, 'text']}, got {name!r}")
     folder_name, files, encoding = CLASSIFICATION_SETS[name]
     for folder in _search_dirs(folder_name, root):
         if all((folder / f).is_file() for f in files.values()):
             out = {
-                k: read_labelled(folder / f, "space", encoding=encoding) for k, f in files.items()
+                k: read_labelled(folder / f, "space", encoding=encoding, lowercase=lowercase)
+                for k, f in files.items()
             }
             return {"train": out["train"], "val": out.get("val"), "test": out["test"]}
     looked = ", ".join(str(d) for d in _search_dirs(folder_name, root))

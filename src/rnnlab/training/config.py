@@ -107,6 +107,8 @@ class DataConfig:
     max_vocab: int = key(0, "text: keep the most frequent tokens, the rest -> <unk> (0 = all)",
                          ge=0)  # fmt: skip
     min_freq: int = key(1, "text-classify: words seen fewer times in training -> <unk>", ge=1)
+    lowercase: bool = key(False, "text-classify: lower-case every sentence (training, test, "
+                          "predict) before the vocabulary (Kim 2014)")  # fmt: skip
     vocab: str = key("", "text: the vocabulary the run trained with, JSON (written by "
                      "training; used unchanged by evaluate and generate)")  # fmt: skip
     label_names: str = key("", "text-classify: the class names the run trained with, JSON "

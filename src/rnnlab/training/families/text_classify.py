@@ -8,7 +8,8 @@ names seq-classify reads its own files by; the language model's ``data.path`` /
 ``data.val_path`` / ``data.test_path`` are refused here with the new name).
 Without a validation file, ``data.val_fraction`` of the training sentences is held out (a
 fixed permutation): model choice never sees the test set. The word vocabulary
-(``data.max_vocab``, ``data.min_freq``) and the label names are built on the training split
+(``data.max_vocab``, ``data.min_freq``; ``data.lowercase`` first lower-cases every sentence)
+and the label names are built on the training split
 and saved in the run's config (``data.vocab``, ``data.label_names``, JSON); a test label training
 never saw is an error naming it. Batches are ``(ids, labels, lengths)``, padded.
 
@@ -51,7 +52,7 @@ DATASETS = (*CLASSIFICATION_SETS, "text")
 RENAMED = {"data.path": "data.train", "data.val_path": "data.val", "data.test_path": "data.test"}
 KEYS = frozenset({
     "data.train", "data.val", "data.test", *RENAMED, "data.format", "data.max_vocab",
-    "data.min_freq", "data.vocab", "data.label_names",
+    "data.min_freq", "data.lowercase", "data.vocab", "data.label_names",
     "model.hidden_size", "model.num_layers", "model.bidirectional", "model.dropout",
     "model.recurrent_dropout", "model.layer_dropout", "model.head_dropout",
     "model.implementation", "model.init", "model.activation", "model.embed_dim",
@@ -78,7 +79,7 @@ def predict_sentences(cfg: Config, model: nn.Module, path) -> tuple[list[str], l
     if vocab is None or labels is None:
         raise DataError("the run's config.json holds no vocabulary / label names (data.vocab, "
                         "data.label_names): it did not finish building its data")  # fmt: skip
-    lines, tokens = read_sentences(path)
+    lines, tokens = read_sentences(path, lowercase=cfg.data.lowercase)
     seqs = [vocab.encode(words) for words in tokens]
     ids = pad_sequence(seqs, batch_first=True)
     lengths = torch.tensor([len(s) for s in seqs])
@@ -128,7 +129,7 @@ def build_data(cfg: Config, dry_run: bool) -> Data:
     else:
         raw = load_classification(
             d.dataset, root=d.data_dir, train_path=d.train or None, val_path=d.val or None,
-            test_path=d.test or None, fmt=d.format,
+            test_path=d.test or None, fmt=d.format, lowercase=d.lowercase,
         )  # fmt: skip
         train, val, test = raw["train"], raw["val"], raw["test"]
         if d.limit:
