@@ -185,3 +185,24 @@ def test_text_classifier_predicts_class_names_and_probabilities(tmp_path, capsys
     assert "no sentences" in _error(capsys, ["predict", str(run), str(blank)])
     err = _error(capsys, ["attack", str(run)])
     assert "text-classify" in err and "word ids" in err
+    # an ensemble of one run twice is that run; its test accuracy is evaluate's
+    from rnnlab.evaluation.ensemble import ensemble_accuracy
+
+    acc = ensemble_accuracy([run, run])
+    assert acc["test"]["members"][0] == acc["test"]["members"][1] == acc["test"]["ensemble"]
+    assert main(["evaluate", str(run)]) == 0
+    assert f"test_accuracy: {acc['test']['ensemble']:.4f}" in capsys.readouterr().out
+    assert set(acc) == {"val", "test"}
+
+
+def test_ensemble_averages_the_members_probabilities():
+    from rnnlab.evaluation.ensemble import mean_probabilities, split_probabilities
+
+    torch.manual_seed(0)
+    models = [torch.nn.Linear(3, 2) for _ in range(3)]
+    x = torch.randn(7, 3)
+    probs = [split_probabilities(m, (x, torch.zeros(7))) for m in models]
+    by_hand = sum(torch.softmax(m(x), -1) for m in models) / 3
+    torch.testing.assert_close(mean_probabilities(probs), by_hand)
+    with pytest.raises(ValueError, match="at least one"):
+        mean_probabilities([])
