@@ -32,7 +32,7 @@ import torch
 from rnnlab.data.files import read_sequences
 from rnnlab.data.records import class_names, encode_labels
 from rnnlab.training.config import apply_overrides, load_preset
-from rnnlab.training.crossval import CVCurve, cross_validate, stratified_folds
+from rnnlab.training.crossval import TIE_DIGITS, CVCurve, cross_validate, stratified_folds
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _args import add_data_dir  # noqa: E402
@@ -112,9 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         _save(out, results)
         print(f"cv {name}: held-out accuracy {acc:.4f} (loss {loss:.4f}) at {e} epochs; "
               f"at {args.epochs}: {curve.accuracy[-1]:.4f}")  # fmt: skip
-    ranked = sorted(args.candidates, key=lambda n: (-round(results["cv"][n]["best_accuracy"], 9),
-                                                    results["cv"][n]["best_loss"]))  # fmt: skip
-    chosen = ranked[0]
+    cv = results["cv"]  # the best accuracy; ties: the lower held-out loss
+    chosen = min(args.candidates, key=lambda n: (-round(cv[n]["best_accuracy"], TIE_DIGITS),
+                                                 cv[n]["best_loss"]))  # fmt: skip
     epochs = results["cv"][chosen]["best_epochs"]
     results["chosen"] = {"candidate": chosen, "epochs": epochs}
     _save(out, results)

@@ -31,7 +31,9 @@ from .families import DataSpec
 from .loop import Batches, FitOptions, evaluate, fit
 from .optim import build_optimizer, build_schedule
 
-__all__ = ["CVCurve", "cross_validate", "scale_folds", "stratified_folds"]
+__all__ = ["TIE_DIGITS", "CVCurve", "cross_validate", "scale_folds", "stratified_folds"]
+
+TIE_DIGITS = 6  # accuracies equal to this many digits tie (float sums differ in the 9th)
 
 
 def stratified_folds(labels: Tensor, k: int, seed: int = 0) -> list[Tensor]:
@@ -82,7 +84,7 @@ class CVCurve:
         moving average over ``smooth`` epochs (ties: the lower smoothed loss, then the
         earlier epoch); accuracy and loss are the smoothed values there."""
         acc, loss = _trailing(self.accuracy, smooth), _trailing(self.loss, smooth)
-        e = min(range(len(acc)), key=lambda i: (-round(acc[i], 9), loss[i], i))
+        e = min(range(len(acc)), key=lambda i: (-round(acc[i], TIE_DIGITS), loss[i], i))
         return e + 1, acc[e], loss[e]
 
 
@@ -142,7 +144,7 @@ def cross_validate(
         fold = _fold(cfg, (xt, y[train], lengths[train]), (xh, y[held], lengths[held]),
                      num_classes)  # fmt: skip
         for e, r in enumerate(fold):
-            correct[e] += r["accuracy"] * len(held)
+            correct[e] += round(r["accuracy"] * len(held))  # a count: exact
             loss_sum[e] += r["loss"] * len(held)
         records.append(fold)
         if log is not None:
