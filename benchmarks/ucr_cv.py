@@ -1,14 +1,15 @@
 """UCR/UEA classification with the recipe chosen by stratified k-fold cross-validation on the
 training file only (issue 17; :mod:`rnnlab.training.crossval`).
 
-    python benchmarks/ucr_cv.py ECG200 --candidates fcn resnet lstm --epochs 300
+    python benchmarks/ucr_cv.py ECG200 --candidates fcn resnet lstm --epochs 200
 
-1. Cross-validation: each candidate recipe is trained ``--folds`` times (seed 0, stratified
-   folds of the training file, seed 0), on all folds but one, for ``--epochs`` epochs, and
-   scored on the held-out fold after every epoch. A candidate's score is its highest pooled
-   held-out accuracy after a ``--smooth``-epoch trailing average, the epoch where it lies is
-   its number of epochs; the candidate with the best score is chosen (ties: the lower
-   held-out loss there). The test file is not read in this step.
+1. Cross-validation: each candidate recipe is trained ``--folds`` times (seed 0; stratified
+   folds of the training file, dealt with seed 0), on all folds but one, for ``--epochs``
+   epochs, and scored on the held-out fold after every epoch. A candidate's score is its
+   highest pooled held-out accuracy after a ``--smooth``-epoch trailing average, the epoch
+   where it lies is its number of epochs; the candidate with the best score is chosen (ties
+   to :data:`~rnnlab.training.crossval.TIE_DIGITS` digits: the lower held-out loss there).
+   The test file is not read in this step.
 2. Refit: the chosen recipe is trained by ``rnnlab train seq-classify`` (in this process) on
    the whole training file for that many epochs, once per ``--seeds``, and scored on the
    test file; the equivalent command line is printed. Mean ± sd (n - 1) over the seeds.

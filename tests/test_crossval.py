@@ -99,3 +99,35 @@ def test_plateau_keys_reach_the_scheduler():
         sched.step(1.0)  # never improves: halved after every 3rd epoch without a better loss
         lrs.append(opt.param_groups[0]["lr"])
     assert lrs == pytest.approx([1e-3] * 3 + [5e-4] * 3 + [4e-4] * 2)
+
+
+def test_ucr_cv_script_chooses_refits_and_records(tmp_path, capsys):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    from rnnlab.data.ts_format import write_ts
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "ucr" / "Toy"
+    folder.mkdir(parents=True)
+    for split, n in (("TRAIN", 12), ("TEST", 6)):
+        seqs = [rng.normal(size=(8, 1)) + i % 2 for i in range(n)]
+        write_ts(folder / f"Toy_{split}.ts", seqs, [str(i % 2) for i in range(n)])
+    path = Path(__file__).parents[1] / "benchmarks" / "ucr_cv.py"
+    spec = importlib.util.spec_from_file_location("ucr_cv", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "r.json"
+    argv = ["Toy", "--candidates", "gru", "lstm", "--epochs", "2", "--folds", "2", "--smooth",
+            "1", "--seeds", "0,1", "--out", str(out), "--run-dir", str(tmp_path / "runs"),
+            "--data-dir", str(tmp_path)]  # fmt: skip
+    assert script.main(argv) == 0
+    r = json.loads(out.read_text())
+    chosen = r["chosen"]["candidate"]
+    assert chosen in ("gru", "lstm") and set(r["cv"]) == {"gru", "lstm"}
+    assert len(r["cv"]["gru"]["accuracy"]) == 2 and len(r["refit"]) == 2
+    assert all("--data.val_fraction=0" in v["command"] for v in r["refit"].values())
+    assert "test accuracy" in capsys.readouterr().out

@@ -84,3 +84,6 @@ def test_evaluate_forecast_uses_the_saved_scaler(tmp_path, capsys):
     with torch.no_grad():
         want = F.mse_loss(model(x), y).item()
     assert after["test_loss"] == pytest.approx(want, rel=1e-4)
+    # one epoch: its best.pt holds the same weights, read through the same scaler
+    best = evaluate_run(run, checkpoint="best")["test_loss"]
+    assert best == pytest.approx(after["test_loss"], rel=1e-6)

@@ -291,11 +291,14 @@ def load_run(path: str | os.PathLike, checkpoint: str | None = None) -> tuple[Co
     return cfg, model.eval()
 
 
-def evaluate_run(path: str | os.PathLike, *, data_dir: str | None = None) -> dict[str, float]:
-    """Test-split metrics of a run folder's final weights (see :func:`load_run`). A run that
-    saved its scaler (``data.json``, the families on the user's files) has its test split
-    scaled with those training statistics, as ``predict`` does, not with refit ones."""
-    cfg, model = load_run(path)
+def evaluate_run(
+    path: str | os.PathLike, *, data_dir: str | None = None, checkpoint: str | None = None
+) -> dict[str, float]:
+    """Test-split metrics of a run folder's final weights, or of ``checkpoint`` ("last" or
+    "best"; see :func:`load_run`). A run that saved its scaler (``data.json``, the families
+    on the user's files) has its test split scaled with those training statistics, as
+    ``predict`` does, not with refit ones."""
+    cfg, model = load_run(path, checkpoint)
     if data_dir is not None:
         cfg.data.data_dir = data_dir
     saved = Path(path) / "data.json"
