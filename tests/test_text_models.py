@@ -84,6 +84,21 @@ def test_tied_weights_share_one_matrix():
         LanguageModel(20, 8, 6, tie_weights=True)
 
 
+def test_tied_weights_export_to_safetensors_and_load_back(tmp_path):
+    # the run's final model.safetensors: safetensors refuses shared memory unless copied
+    from safetensors.torch import load_file
+
+    from rnnlab.training.checkpoint import export_safetensors
+
+    model = LanguageModel(13, 8, 8, 2, tie_weights=True)
+    export_safetensors(model, tmp_path / "model.safetensors")
+    other = LanguageModel(13, 8, 8, 2, tie_weights=True, init_scale=0.5)
+    other.load_state_dict(load_file(str(tmp_path / "model.safetensors")))
+    assert other.projection.weight is other.embedding.weight  # still tied after loading
+    for (name, a), b in zip(model.state_dict().items(), other.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
 def test_dropout_only_in_training():
     model = LanguageModel(9, 4, 4, num_layers=2, dropout=0.5).eval()
     ids = torch.randint(0, 9, (2, 5))

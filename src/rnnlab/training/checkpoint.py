@@ -110,10 +110,15 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 
 def export_safetensors(model: nn.Module, path: str | os.PathLike) -> Path:
-    """The model's weights (state dict, contiguous copies) as a safetensors file, atomically."""
+    """The model's weights (state dict, contiguous copies) as a safetensors file, atomically.
+    Each entry is its own copy: safetensors refuses tensors that share memory, as tied
+    weights do (a language model's embedding and projection), and loading writes the same
+    values into the shared parameter twice."""
     from safetensors.torch import save_file
 
-    tensors = {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
+    state = unwrap(model).state_dict()
+    tensors = {k: v.detach().cpu().clone(memory_format=torch.contiguous_format)
+               for k, v in state.items()}  # fmt: skip
     with atomic_write(path, None) as tmp:
         save_file(tensors, str(tmp))
     return Path(path)
