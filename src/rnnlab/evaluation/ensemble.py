@@ -74,6 +74,7 @@ def ensemble_accuracy(
             probs.setdefault(name, []).append(
                 split_probabilities(model, split, cfg.train.eval_batch_size)
             )
+
     def accuracy(p: Tensor, y: Tensor) -> float:
         return float((p.argmax(-1) == y).float().mean())
 
