@@ -305,3 +305,19 @@ def test_dispatch_explicit_auto_reference_and_custom_cells():
     spied = LSTM(4, 5).cell
     spied.step = lambda xp, state, mask=None: type(spied).step(spied, xp, state, mask)
     assert not bptt_supported(spied), "a step replaced on the instance must run"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dropout", ["none", "recurrent", "per_gate"])
+def test_an_empty_batch_runs_forward_and_backward(kind, dropout):
+    cfg = dict(kind=kind, I=3, H=4, act="tanh", rec="sigmoid", use_bias=True,
+               go_backwards=False, dropout=0.3 if dropout == "per_gate" else 0.0,
+               recurrent_dropout=0.0 if dropout == "none" else 0.3,
+               dropout_per_gate=dropout == "per_gate", stateful=False)  # fmt: skip
+    layer = build(cfg, "explicit")
+    x = torch.randn(0, 5, 3, dtype=torch.float64, requires_grad=True)
+    out, *_ = layer(x)
+    assert out.shape == (0, 5, 4)
+    out.sum().backward()
+    assert x.grad.shape == x.shape
+    assert all(p.grad is not None and (p.grad == 0).all() for p in layer.parameters())

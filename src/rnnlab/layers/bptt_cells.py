@@ -139,7 +139,7 @@ CHUNK_ELEMENTS = 1 << 18  # dG elements per chunk of steps (1 MB in float32: in 
 
 def _chunk_steps(T: int, step_elements: int) -> int:
     """How many steps of ``step_elements`` gate values make one chunk (1 .. T)."""
-    return max(1, min(T, CHUNK_ELEMENTS // step_elements))
+    return max(1, min(T, CHUNK_ELEMENTS // max(1, step_elements)))
 
 
 class _ChunkGrads:
@@ -186,11 +186,11 @@ class _ChunkGrads:
                     self.whh[:, block].addmm_(hin.t(), dg[:, block])
         if self.w_ih is None:
             return
-        x = self.x[rows].reshape(dg.size(0), -1)
+        x = self.x[rows].reshape(dg.size(0), self.x.size(-1))
         if self.wih is not None:
             self.wih.addmm_(x.t(), dg)
         if self.dx is not None:
-            torch.mm(dg, self.w_ih, out=self.dx[rows].view(dg.size(0), -1))
+            torch.mm(dg, self.w_ih, out=self.dx[rows].view(dg.size(0), self.x.size(-1)))
 
     def grads(self) -> tuple:
         """``(dx, dW_ih, dW_hh)``."""
@@ -485,7 +485,8 @@ class GRUFunction(torch.autograd.Function):
         grad = _StateGrad(grad_h, hs[0], dy, rec, _step_views(z_c, T))
         pz_t, pn_t, pr_t, r_t = (v.unbind(0) for v in (p_z, p_n, p_r, r))
         dr_t, dz_t, d3_t = (v.unbind(0) for v in dg.unbind(2))  # d3: d(W_hn h̃) or dn
-        dg_t, drz_t = dg.view(T, B, -1).unbind(0), dg.view(T, B, -1)[:, :, : 2 * H].unbind(0)
+        dg3 = dg.view(T, B, 3 * H)
+        dg_t, drz_t = dg3.unbind(0), dg3[:, :, : 2 * H].unbind(0)
         dn_t = dn.unbind(0) if reset_after else d3_t
         for t in range(T - 1, -1, -1):
             dh = grad.dh

@@ -98,7 +98,7 @@ def project(x: Tensor, w_ih: Tensor | None, width: int, out: Tensor | None = Non
         out = x.new_empty(T, B, width)
     if w_ih is None:
         return out.copy_(x)
-    torch.mm(x.reshape(T * B, -1), w_ih.t(), out=out.view(T * B, width))
+    torch.mm(x.reshape(T * B, x.size(-1)), w_ih.t(), out=out.view(T * B, width))
     return out
 
 
@@ -110,8 +110,9 @@ def project_grads(needs, x: Tensor, w_ih: Tensor | None, dg: Tensor) -> tuple:
     if w_ih is None:
         return (dg if needs[0] else None), None
     flat = dg.view(-1, dg.size(-1))
-    dx = torch.mm(flat, w_ih).view(*dg.shape[:2], -1) if needs[0] else None
-    dw = torch.mm(x.reshape(flat.size(0), -1).t(), flat).t().contiguous() if needs[1] else None
+    dx = torch.mm(flat, w_ih).view(*dg.shape[:2], w_ih.size(1)) if needs[0] else None
+    x2 = x.reshape(flat.size(0), x.size(-1))
+    dw = torch.mm(x2.t(), flat).t().contiguous() if needs[1] else None
     return dx, dw
 
 
