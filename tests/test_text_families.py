@@ -193,6 +193,12 @@ def test_text_classifier_predicts_class_names_and_probabilities(tmp_path, capsys
     assert main(["evaluate", str(run)]) == 0
     assert f"test_accuracy: {acc['test']['ensemble']:.4f}" in capsys.readouterr().out
     assert set(acc) == {"val", "test"}
+    assert main(["ensemble", str(run), str(run)]) == 0
+    out = capsys.readouterr().out
+    assert f"test: members {acc['test']['members'][0]:.4f}" in out
+    assert f"ensemble {acc['test']['ensemble']:.4f}" in out
+    err = _error(capsys, ["ensemble", str(run), str(tmp_path / "nowhere")])
+    assert "nowhere" in err and "not a run folder" in err
 
 
 def test_ensemble_averages_the_members_probabilities():

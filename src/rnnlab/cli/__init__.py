@@ -60,6 +60,7 @@ VERBS = {
     "tune": "rnnlab.cli.tune",
     "sample": "rnnlab.cli.sample",
     "generate": "rnnlab.cli.generate",
+    "ensemble": "rnnlab.cli.ensemble",
     "tour": "rnnlab.cli.tour",
 }
 """Verb name -> the module that implements it (see the package docstring)."""

@@ -10,13 +10,12 @@ differ only in their seed). Each run is read with its own config (vocabulary, sc
 its final weights (``experiment.load_run``); the splits' labels must agree. Whether an
 ensemble is used is decided on the validation split, never on test.
 
-``python -m rnnlab.evaluation.ensemble RUN RUN ... [--data-dir DIR]`` prints each member's
-and the ensemble's validation and test accuracy.
+``rnnlab ensemble RUN RUN ... [--data-dir DIR]`` (:mod:`rnnlab.cli.ensemble`) prints each
+member's and the ensemble's validation and test accuracy.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Sequence
 
@@ -83,20 +82,3 @@ def ensemble_accuracy(
                "ensemble": accuracy(mean_probabilities(members), labels[name])}
         for name, members in probs.items()
     }  # fmt: skip
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rnnlab.evaluation.ensemble",
-                                     description=__doc__.split("\n", 1)[0])  # fmt: skip
-    parser.add_argument("runs", nargs="+", help="run folders of classifiers on the same data")
-    parser.add_argument("--data-dir", help="folder searched first for the data")
-    args = parser.parse_args(argv)
-    result = ensemble_accuracy(args.runs, data_dir=args.data_dir)
-    for name, acc in result.items():
-        members = "  ".join(f"{a:.4f}" for a in acc["members"])
-        print(f"{name}: members {members}  ensemble {acc['ensemble']:.4f}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
