@@ -3,6 +3,7 @@ gives one line on stderr, exit status 2, no traceback and no half-made run folde
 
 import numpy as np
 import pytest
+import torch
 
 from rnnlab.cli import main
 from rnnlab.data import write_idx
@@ -339,9 +340,35 @@ def test_model_implementation_reference_trains_and_a_wrong_one_names_the_choices
     assert "model.implementation" in err and "reference" in err and "'fast'" in err
 
 
-@pytest.mark.parametrize("verb", ["sample", "generate"])
+@pytest.mark.parametrize("verb", ["sample", "generate", "evaluate"])
 def test_checkpoint_option_is_the_shared_one(verb, capsys):
     assert main([verb, "--help"]) == 0
     assert "--checkpoint {last,best}" in capsys.readouterr().out
     err = _error(capsys, [verb, "somewhere", "--checkpoint=worst"])
     assert "--checkpoint" in err and "'last', 'best'" in err
+
+
+def test_evaluate_scores_the_checkpoint_asked_for_and_leaves_the_files(tmp_path, capsys):
+    from rnnlab.training import experiment
+
+    assert main(["train", "digits-lstm", "--run.name=c", *TINY[:-2], "--epochs=2"]) == 0
+    run = tmp_path / "runs" / "c"
+    assert main(["evaluate", str(run)]) == 0  # the final weights; writes confusion.json
+    report = (run / "confusion.json").read_bytes()
+    best = run / "checkpoints" / "best.pt"
+    ckpt = torch.load(best, weights_only=True)  # other weights in best.pt: the two must differ
+    ckpt["model"] = {k: v * 0.5 for k, v in ckpt["model"].items()}
+    torch.save(ckpt, best)
+    capsys.readouterr()
+    losses = {}
+    for checkpoint in ("last", "best"):
+        assert main(["evaluate", str(run), "--checkpoint", checkpoint]) == 0
+        out = capsys.readouterr().out
+        losses[checkpoint] = experiment.evaluate_run(run, checkpoint=checkpoint)["test_loss"]
+        assert f"test_loss: {losses[checkpoint]:.4f}" in out
+        assert f"checkpoint {checkpoint}.pt" in out
+    assert f"{losses['last']:.4f}" != f"{losses['best']:.4f}"
+    assert (run / "confusion.json").read_bytes() == report
+    (run / "checkpoints" / "best.pt").unlink()
+    err = _error(capsys, ["evaluate", str(run), "--checkpoint", "best"])
+    assert "best.pt" in err

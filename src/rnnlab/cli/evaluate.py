@@ -1,13 +1,20 @@
-"""``rnnlab evaluate RUN``: the test metrics of a run folder's last checkpoint; for a
-generative run also FID*/KID*, mode coverage and the binarized test NLL (features of
-rnnlab's own domain classifier, not Inception)."""
+"""``rnnlab evaluate RUN [--checkpoint last|best]``: the test metrics of a run folder's
+final weights (those it ended with: the best epoch's under ``train.restore_best``, else the
+last); for a classifier also the confusion matrix and per-class report, written into the
+run folder; for a generative run also FID*/KID*, mode coverage and the binarized test NLL
+(features of rnnlab's own domain classifier, not Inception).
+
+``--checkpoint`` scores other weights of the run (``last`` or ``best``, e.g. the lowest
+training loss of a run without validation data). It prints their test metrics only: the
+files in the run folder always describe the run's final weights, so they are not rewritten.
+"""
 
 from __future__ import annotations
 
 from .common import UsageError, open_run, positive
 
 HELP = "test metrics of a run folder"
-SHARED = ("data_dir",)
+SHARED = ("data_dir", "checkpoint")
 OVERRIDES = False
 GENERATIVE_KEYS = (
     "fid", "kid", "classes_covered", "kl_to_uniform", "label_accuracy",
@@ -39,13 +46,20 @@ def run(args) -> int:
     from rnnlab.training import experiment, families
 
     data_dir = getattr(args, "data_dir", None)
-    cfg, _ = open_run(args.run)  # a tampered run folder fails here, in one line
-    metrics = experiment.evaluate_run(args.run, data_dir=data_dir)
+    checkpoint = getattr(args, "checkpoint", None)
+    cfg, _ = open_run(args.run, checkpoint)  # a tampered run folder fails here, in one line
+    metrics = experiment.evaluate_run(args.run, data_dir=data_dir, checkpoint=checkpoint)
     if args.metric is not None:
         _check_metric(args.metric, metrics, cfg)
         metrics = {f"test_{args.metric}": metrics[f"test_{args.metric}"]}
     for key, value in metrics.items():
         print(f"{key}: {value:.4f}")
+    if checkpoint is not None:
+        print(
+            f"(checkpoint {checkpoint}.pt; the run folder's files describe its final weights "
+            "and were left as they are)"
+        )
+        return 0
     from .outputs import write_classifier_outputs
 
     write_classifier_outputs(args.run, data_dir=data_dir)  # classifiers only
