@@ -121,13 +121,15 @@ def test_ucr_cv_script_chooses_refits_and_records(tmp_path, capsys):
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     out = tmp_path / "r.json"
-    argv = ["Toy", "--candidates", "gru", "lstm", "--epochs", "2", "--folds", "2", "--smooth",
+    script.OWN_EPOCHS = {"mlp": 3}  # cross-validated for its own epochs, not --epochs
+    argv = ["Toy", "--candidates", "gru", "lstm", "mlp", "--epochs", "2", "--folds", "2", "--smooth",
             "1", "--seeds", "0,1", "--out", str(out), "--run-dir", str(tmp_path / "runs"),
             "--data-dir", str(tmp_path)]  # fmt: skip
     assert script.main(argv) == 0
     r = json.loads(out.read_text())
     chosen = r["chosen"]["candidate"]
-    assert chosen in ("gru", "lstm") and set(r["cv"]) == {"gru", "lstm"}
+    assert chosen in ("gru", "lstm", "mlp") and set(r["cv"]) == {"gru", "lstm", "mlp"}
     assert len(r["cv"]["gru"]["accuracy"]) == 2 and len(r["refit"]) == 2
+    assert len(r["cv"]["mlp"]["accuracy"]) == r["cv"]["mlp"]["epochs_run"] == 3
     assert all("--data.val_fraction=0" in v["command"] for v in r["refit"].values())
     assert "test accuracy" in capsys.readouterr().out

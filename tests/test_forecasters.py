@@ -155,15 +155,29 @@ def test_detection_metrics_by_hand():
     assert 0.5 < m["point_auroc"] < 0.6
 
 
-@pytest.mark.parametrize("kind", ["fcn", "lstm-fcn"])
+@pytest.mark.parametrize("kind", ["fcn", "lstm-fcn", "mlp"])
 def test_series_classifiers_ignore_padding(kind):
-    from rnnlab.models.series_classifiers import FCN, LSTMFCN
+    from rnnlab.models.series_classifiers import FCN, LSTMFCN, MLP
 
     torch.manual_seed(0)
-    model = (FCN(2, 3) if kind == "fcn" else LSTMFCN(2, 3)).eval()
+    model = {"fcn": lambda: FCN(2, 3), "lstm-fcn": lambda: LSTMFCN(2, 3),
+             "mlp": lambda: MLP(2, 3, steps=12)}[kind]().eval()  # fmt: skip
     x = torch.randn(1, 7, 2)
     padded = torch.cat([x, torch.randn(1, 5, 2)], dim=1)  # garbage past the length
     with torch.no_grad():
         want = model(x)
         got = model(padded, torch.tensor([7]))
     assert got.shape == (1, 3) and torch.allclose(got, want, atol=1e-5)
+
+
+def test_mlp_is_wang_et_al_and_refuses_longer_series():
+    from rnnlab.models.series_classifiers import MLP
+
+    model = MLP(3, 4, steps=10)
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [
+        (30, 500), (500, 500), (500, 500), (500, 4)]  # fmt: skip
+    drops = [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert drops == [0.1, 0.2, 0.2, 0.3]
+    with pytest.raises(ValueError, match=r"expected x of \(B, <= 10, 3\), got \(2, 11, 3\)"):
+        model(torch.zeros(2, 11, 3))

@@ -30,6 +30,7 @@ def _cfg(*flags):
         (["--optimizer=rmsprop", "--momentum=0.5"], torch.optim.RMSprop, {"momentum": 0.5}),
         (["--optimizer=adagrad", "--weight_decay=1e-4"], torch.optim.Adagrad,
          {"weight_decay": 1e-4}),
+        (["--optimizer=adadelta"], torch.optim.Adadelta, {"rho": 0.95, "eps": 1e-7}),
         (["--optimizer=adam", "--beta1=0.8", "--beta2=0.99"], torch.optim.Adam,
          {"betas": (0.8, 0.99)}),
         (["--optimizer=adamw", "--weight_decay=0.01"], torch.optim.AdamW,

@@ -119,6 +119,25 @@ def test_seq_classify_ts_and_npz_files_hold_their_labels(tmp_path, capsys):
     _one_line_exit_2(capsys, code, "expected 3 channels (as the training data), got 2")
 
 
+def test_seq_classify_mlp_reads_at_most_the_training_length(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    seqs = [rng.normal(size=(int(n), 2)) for n in rng.integers(5, 9, 24)]
+    write_arrays(tmp_path / "d.npz", seqs, [str(i % 2) for i in range(24)])
+    long = [rng.normal(size=(12, 2)) for _ in range(4)]
+    write_arrays(tmp_path / "long.npz", long, ["0", "1", "0", "1"])
+    assert _train(tmp_path, "seq-classify", f"--data.train={tmp_path / 'd.npz'}",
+                  "--model.kind=mlp") == 0  # fmt: skip
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(_run(tmp_path)), str(tmp_path / "d.npz"), "--out", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == 25
+    code = main(["predict", str(_run(tmp_path)), str(tmp_path / "long.npz")])
+    _one_line_exit_2(capsys, code, "expected series of at most 8 steps")
+    (tmp_path / "runs" / "r").rename(tmp_path / "kept")
+    code = _train(tmp_path, "seq-classify", f"--data.train={tmp_path / 'd.npz'}",
+                  f"--data.test={tmp_path / 'long.npz'}", "--model.kind=mlp")  # fmt: skip
+    _one_line_exit_2(capsys, code, "expected series of at most 8 steps", tmp_path)
+
+
 def _series_file(tmp_path, n=400):
     t = np.arange(n)
     values = np.stack([np.sin(2 * math.pi * t / 24), np.cos(2 * math.pi * t / 24) + t / n], 1)

@@ -104,7 +104,10 @@ def test_the_reference_lists_every_key_with_type_default_help_and_choices():
         assert row.help and "\n" not in row.help, row
     by_key = {f"{r.section}.{r.name}": r for r in rows}
     opt = by_key["train.optimizer"]
-    assert opt.choices == ("sgd", "adam", "rmsprop", "adagrad", "adamw") and opt.default == "adam"
+    assert (
+        opt.choices == ("sgd", "adam", "rmsprop", "adagrad", "adadelta", "adamw")
+        and opt.default == "adam"
+    )
     assert by_key["model.family"].choices == FAMILIES  # asked from the registry
     assert by_key["train.clip_norm"].type == "float | none"
     assert "relu" in by_key["model.activation"].choices  # the layers' activation table

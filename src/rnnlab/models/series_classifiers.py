@@ -1,7 +1,7 @@
 """Time-series classifiers beside :class:`~rnnlab.models.classifiers.SequenceClassifier`: the
-fully convolutional network of Wang, Yan & Oates (2017, "Time series classification from
-scratch with deep neural networks") and the LSTM-FCN of Karim et al. (2017), and their ResNet,
-the strongest plain deep baselines of Fawaz et al. (2019)'s UCR/UEA comparison.
+fully convolutional network, ResNet and MLP of Wang, Yan & Oates (2017, "Time series
+classification from scratch with deep neural networks") and the LSTM-FCN of Karim et al.
+(2017), the strongest plain deep baselines of Fawaz et al. (2019)'s UCR/UEA comparison.
 
 FCN: three blocks ``Conv1d(k) -> BatchNorm -> ReLU`` with 128, 256, 128 filters and kernels
 8, 5, 3 ("same" padding), then global average pooling over the valid steps and a Dense
@@ -12,6 +12,8 @@ ResNet: three residual blocks, each the FCN's three ``Conv1d -> BatchNorm`` laye
 (``Conv1d(1) -> BatchNorm`` where the width changes, BatchNorm alone where it does not), then
 ReLU; ``h_out = relu(BN(conv3(relu(BN(conv2(relu(BN(conv1(h)))))))) + shortcut(h))``; then
 the same masked pooling and Dense layer.
+MLP: the series flattened to ``T * C`` values, dropout 0.1, three ``Dense(500) -> ReLU``
+layers with dropout 0.2, 0.2, 0.3 after them, then the Dense classifier.
 Here the LSTM reads the series along time (the paper's "dimension shuffle", one step of ``T``
 features, fits only equal-length univariate series; ``shuffle=True`` selects it).
 
@@ -28,7 +30,7 @@ from torch import Tensor, nn
 
 from rnnlab.layers import LSTM
 
-__all__ = ["FCN", "LSTMFCN", "ResNet"]
+__all__ = ["FCN", "LSTMFCN", "MLP", "ResNet"]
 
 FILTERS = (128, 256, 128)
 KERNELS = (8, 5, 3)
@@ -166,3 +168,35 @@ class ResNet(nn.Module):
         for block in self.blocks:
             h = block(h, mask)
         return self.dense(_pool(h, mask))
+
+
+class MLP(nn.Module):
+    """Wang et al. (2017)'s MLP: logits ``(B, num_classes)`` from ``x (B, T, C)`` with ``T <=
+    steps`` (shorter series are zero-padded to ``steps``) and optional ``lengths (B,)``.
+
+    ``h0 = dropout_0.1(flatten(x))``; ``h_i = dropout_p_i(relu(W_i h_{i-1} + b_i))`` for
+    ``i = 1..3``, 500 units, ``p = 0.2, 0.2, 0.3``; logits ``W_4 h_3 + b_4``. Steps past a
+    sequence's length are zeroed first, so a padded sequence scores as its unpadded self.
+    """
+
+    def __init__(self, channels: int, num_classes: int, steps: int, units: int = 500) -> None:
+        super().__init__()
+        self.steps, self.channels = steps, channels
+        layers: list[nn.Module] = [nn.Flatten(), nn.Dropout(0.1)]
+        size = steps * channels
+        for p in (0.2, 0.2, 0.3):
+            layers += [nn.Linear(size, units), nn.ReLU(), nn.Dropout(p)]
+            size = units
+        self.body = nn.Sequential(*layers)
+        self.dense = nn.Linear(size, num_classes)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        if x.shape[1] > self.steps or x.shape[2] != self.channels:
+            raise ValueError(
+                f"MLP expected x of (B, <= {self.steps}, {self.channels}), got {tuple(x.shape)}"
+            )
+        mask = _valid(x, lengths)  # (B, 1, T) or None
+        if mask is not None:
+            x = x * mask.transpose(1, 2)
+        x = F.pad(x, (0, 0, 0, self.steps - x.shape[1]))
+        return self.dense(self.body(x))

@@ -235,7 +235,7 @@ class ModelConfig:
                           choices=("normal", "uniform"))  # fmt: skip
 
 
-OPTIMIZERS = ("sgd", "adam", "rmsprop", "adagrad", "adamw")
+OPTIMIZERS = ("sgd", "adam", "rmsprop", "adagrad", "adadelta", "adamw")
 SCHEDULES = ("none", "step", "decay", "cosine", "onecycle", "plateau")
 
 

@@ -3,8 +3,9 @@ with several optimizers (GAN: G and D; VAE-GAN: encoder, decoder, discriminator)
 the one loop and checkpoint exactly like a family with one.
 
 - :func:`build_optimizer`: SGD (momentum, Nesterov: Sutskever et al. 2013), RMSprop
-  (Hinton's lecture 6e), AdaGrad (Duchi et al. 2011), Adam (Kingma & Ba 2015), AdamW
-  (Loshchilov & Hutter 2019), each with ``weight_decay``.
+  (Hinton's lecture 6e), AdaGrad (Duchi et al. 2011), Adadelta (Zeiler 2012; rho 0.95 and
+  eps 1e-7, Keras's defaults, which Fawaz et al. 2019's MLP trains with), Adam (Kingma & Ba
+  2015), AdamW (Loshchilov & Hutter 2019), each with ``weight_decay``.
 - :func:`build_schedule`: step decay, per-epoch decay after a plateau of full lr (Zaremba
   et al. 2014), cosine annealing (Loshchilov & Hutter 2017), one-cycle
   (Smith & Topin 2019), reduce-on-plateau; ``(scheduler, interval)`` for :func:`..loop.fit`.
@@ -34,6 +35,8 @@ def _one(name: str, params: Iterable, cfg: Config, capturable: bool = False):
         return torch.optim.RMSprop(params, momentum=t.momentum, **kw)
     if name == "adagrad":
         return torch.optim.Adagrad(params, **kw)
+    if name == "adadelta":
+        return torch.optim.Adadelta(params, rho=0.95, eps=1e-7, **kw)
     from .families import get  # the registry imports this package's config
 
     beta1 = t.beta1 if t.beta1 is not None else get(cfg.model.family).beta1

@@ -54,7 +54,11 @@ def load_file_run(run: str | os.PathLike) -> tuple[Config, nn.Module, dict]:
     if not weights.is_file():
         raise ValueError(f"{run}: expected checkpoints/model.safetensors (written when a run "
                          "finishes), got none")  # fmt: skip
-    steps = {"forecast": info.get("input_len", 1), "seq-anomaly": info.get("window", 1)}
+    steps = {
+        "forecast": info.get("input_len", 1),
+        "seq-anomaly": info.get("window", 1),
+        "seq-classify": info.get("steps", 1),
+    }  # the MLP is sized from it
     example = torch.zeros(steps.get(cfg.model.family, 1), len(info["channels"]))
     spec = DataSpec(example, len(info.get("classes", [])), info)
     model = get(cfg.model.family).build_model(cfg, spec)
@@ -81,6 +85,10 @@ def _classify(cfg: Config, model: nn.Module, info: dict, path: Path):
     if seqs.x.shape[-1] != channels:
         raise DataFileError(f"{path}: expected {channels} channels (as the training data), got "
                             f"{seqs.x.shape[-1]}")  # fmt: skip
+    steps = getattr(model, "steps", None)  # the MLP reads a fixed number of steps
+    if steps is not None and seqs.x.shape[1] > steps:
+        raise DataFileError(f"{path}: expected series of at most {steps} steps (the training "
+                            f"data's longest, model.kind=mlp), got {seqs.x.shape[1]}")  # fmt: skip
     from .seq_classify import scale_padded
 
     x = scale_padded(seqs.x, seqs.lengths, Scaler.from_dict(info["scaler"]))

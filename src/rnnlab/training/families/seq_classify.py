@@ -13,9 +13,10 @@ the fit. A batch is ``(x, y, lengths)``: variable-length
 sequences are right-padded and read through ``lengths``.
 
 Kinds: the recurrent ``lstm``, ``gru``, ``bilstm``, ``simple_rnn``
-(:class:`~rnnlab.models.classifiers.SequenceClassifier`), ``fcn``, ``resnet`` and ``lstm-fcn``
-(:mod:`rnnlab.models.series_classifiers`; ``model.hidden_size`` is the LSTM branch,
-``model.head_dropout`` its dropout).
+(:class:`~rnnlab.models.classifiers.SequenceClassifier`), ``fcn``, ``resnet``, ``mlp`` and
+``lstm-fcn`` (:mod:`rnnlab.models.series_classifiers`; ``model.hidden_size`` is the LSTM branch,
+``model.head_dropout`` its dropout; the MLP's input is the training file's longest series,
+shorter ones are zero-padded to it).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from rnnlab.data.files import read_sequences
 from rnnlab.data.records import DataFileError, Sequences, class_names, encode_labels
 from rnnlab.data.windows import Scaler
 from rnnlab.models.classifiers import SequenceClassifier
-from rnnlab.models.series_classifiers import FCN, LSTMFCN, ResNet
+from rnnlab.models.series_classifiers import FCN, LSTMFCN, MLP, ResNet
 
 from ..config import Config
 from . import Data, DataSpec, keyset
@@ -37,7 +38,7 @@ from .classify import plain_steps
 
 __all__ = ["FAMILY", "KINDS", "read_split", "scale_padded"]
 
-KINDS = ("lstm", "gru", "bilstm", "simple_rnn", "fcn", "resnet", "lstm-fcn")
+KINDS = ("lstm", "gru", "bilstm", "simple_rnn", "fcn", "resnet", "mlp", "lstm-fcn")
 TEST_SEED = 54321  # the held-out test split of a run without data.test is always the same
 DRY_RUN = 64  # sequences per split with --dry-run
 
@@ -96,6 +97,10 @@ def build_data(cfg: Config, dry_run: bool) -> Data:
         if test_seqs.x.shape[-1] != train.x.shape[-1]:
             raise DataFileError(f"{test_seqs.source}: expected {train.x.shape[-1]} channels (as "
                                 f"data.train), got {test_seqs.x.shape[-1]}")  # fmt: skip
+        if cfg.model.kind == "mlp" and test_seqs.x.shape[1] > train.x.shape[1]:
+            raise DataFileError(f"{test_seqs.source}: expected series of at most "
+                                f"{train.x.shape[1]} steps (data.train's longest, "
+                                f"model.kind=mlp), got {test_seqs.x.shape[1]}")  # fmt: skip
         test = (test_seqs.x, encode_labels(_labelled(test_seqs), classes, test_seqs.source),
                 test_seqs.lengths)  # fmt: skip
         source = f"{train.source} ({len(train)}) / {test_seqs.source} ({len(test_seqs)})"
@@ -116,7 +121,7 @@ def build_data(cfg: Config, dry_run: bool) -> Data:
         None if s is None else (scale_padded(s[0], s[2], scaler), s[1], s[2]) for s in splits
     )
     data.info = {"family": "seq-classify", "classes": classes, "channels": train.channels,
-                 "scaler": scaler.to_dict()}  # fmt: skip
+                 "steps": x.shape[1], "scaler": scaler.to_dict()}  # fmt: skip
     return data
 
 
@@ -126,6 +131,8 @@ def build_model(cfg: Config, spec: DataSpec) -> nn.Module:
         return FCN(channels, k)
     if m.kind == "resnet":
         return ResNet(channels, k)
+    if m.kind == "mlp":
+        return MLP(channels, k, steps=spec.example.shape[0])
     if m.kind == "lstm-fcn":
         return LSTMFCN(channels, k, m.hidden_size, m.head_dropout)
     kw = rnn_kwargs(cfg)
