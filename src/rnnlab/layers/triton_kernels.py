@@ -141,6 +141,16 @@ def _lstm_weights(w_ptr, H, offsets, mask):
 
 
 @triton.jit
+def _lstm_prologue(w_ptr, H, w_off, w_mask, m_ptr, m_off, m_mask, len_ptr, rb, bmask,
+                   HAS_MASK: tl.constexpr, HAS_LEN: tl.constexpr):  # fmt: skip
+    """What every LSTM kernel holds for all its steps: the four ``W_hh`` gate blocks at
+    ``w_off``, the recurrent-dropout mask tile and the lengths tile (zeros when absent)."""
+    w_i, w_f, w_g, w_o = _lstm_weights(w_ptr, H, w_off, w_mask)
+    m = _optional(m_ptr, m_off, m_mask, HAS_MASK)
+    return w_i, w_f, w_g, w_o, m, _optional(len_ptr, rb, bmask, HAS_LEN)
+
+
+@triton.jit
 def _drop(h, m, HAS_MASK: tl.constexpr):
     """``m ⊙ h``: the recurrent-dropout mask on the state entering ``W_hh``."""
     if HAS_MASK:
@@ -248,11 +258,10 @@ def lstm_fwd_kernel(
     # W_g^T blocks, held for all T steps: wt[k, j] = W_hh[g*H + j, k]
     wt_off = rh[None, :] * H + rh[:, None]
     w_mask = hmask[:, None] & hmask[None, :]
-    w_i, w_f, w_g, w_o = _lstm_weights(w_ptr, H, wt_off, w_mask)
+    w_i, w_f, w_g, w_o, m, L = _lstm_prologue(w_ptr, H, wt_off, w_mask, m_ptr, bh, bh_mask,
+                                              len_ptr, rb, bmask, HAS_MASK, HAS_LEN)  # fmt: skip
     h = tl.load(h0_ptr + bh, mask=bh_mask, other=0.0)
     c = tl.load(c0_ptr + bh, mask=bh_mask, other=0.0)
-    m = _optional(m_ptr, bh, bh_mask, HAS_MASK)
-    L = _optional(len_ptr, rb, bmask, HAS_LEN)
     G = 4 * H
     for t in range(T):
         g_off = rb[:, None] * (T * G) + t * G + rh[None, :]
@@ -285,11 +294,10 @@ def lstm_bwd_kernel(
     # W_g blocks, held for all T steps: w[j, k] = W_hh[g*H + j, k]
     w_off = rh[:, None] * H + rh[None, :]
     w_mask = hmask[:, None] & hmask[None, :]
-    w_i, w_f, w_g, w_o = _lstm_weights(w_ptr, H, w_off, w_mask)
+    w_i, w_f, w_g, w_o, m, L = _lstm_prologue(w_ptr, H, w_off, w_mask, m_ptr, bh, bh_mask,
+                                              len_ptr, rb, bmask, HAS_MASK, HAS_LEN)  # fmt: skip
     dh = tl.load(dhT_ptr + bh, mask=bh_mask, other=0.0)
     dc = tl.load(dcT_ptr + bh, mask=bh_mask, other=0.0)
-    m = _optional(m_ptr, bh, bh_mask, HAS_MASK)
-    L = _optional(len_ptr, rb, bmask, HAS_LEN)
     G = 4 * H
     for tt in range(T):
         t = T - 1 - tt

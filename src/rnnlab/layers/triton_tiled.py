@@ -49,10 +49,9 @@ from .triton_kernels import (
     _dot,
     _drop,
     _keep_past,
+    _lstm_prologue,
     _lstm_step,
     _lstm_step_bwd,
-    _lstm_weights,
-    _optional,
     _store4,
     _zero_past,
     launch,
@@ -106,10 +105,9 @@ def lstm_fwd_tiled_kernel(
     # wt_g[k, u] = W_hh[g*H + u, k]: the own units' rows, held for every step
     wt_off = ru[None, :] * H + rk[:, None]
     w_mask = kmask[:, None] & umask[None, :]
-    w_i, w_f, w_g, w_o = _lstm_weights(w_ptr, H, wt_off, w_mask)
+    w_i, w_f, w_g, w_o, m, L = _lstm_prologue(w_ptr, H, wt_off, w_mask, m_ptr, bk, bk_mask,
+                                              len_ptr, rb, bmask, HAS_MASK, HAS_LEN)  # fmt: skip
     c = tl.load(c_ptr + bu, mask=bu_mask, other=0.0)
-    m = _optional(m_ptr, bk, bk_mask, HAS_MASK)
-    L = _optional(len_ptr, rb, bmask, HAS_LEN)
     G = 4 * H
     n_prog = tl.num_programs(0) * tl.num_programs(1)
     for t in range(t_start, t_stop):
@@ -154,11 +152,10 @@ def lstm_bwd_tiled_kernel(
     # w_g[j, u] = W_hh[g*H + j, u]: the own units' columns, held for every step
     w_off = rk[:, None] * H + ru[None, :]
     w_mask = kmask[:, None] & umask[None, :]
-    w_i, w_f, w_g, w_o = _lstm_weights(w_ptr, H, w_off, w_mask)
+    w_i, w_f, w_g, w_o, m, L = _lstm_prologue(w_ptr, H, w_off, w_mask, m_ptr, bu, bu_mask,
+                                              len_ptr, rb, bmask, HAS_MASK, HAS_LEN)  # fmt: skip
     dh = tl.load(dh_ptr + bu, mask=bu_mask, other=0.0)
     dc = tl.load(dc_ptr + bu, mask=bu_mask, other=0.0)
-    m = _optional(m_ptr, bu, bu_mask, HAS_MASK)
-    L = _optional(len_ptr, rb, bmask, HAS_LEN)
     G = 4 * H
     n_prog = tl.num_programs(0) * tl.num_programs(1)
     for s in range(s_start, s_stop):
