@@ -64,6 +64,7 @@ from rnnlab.evaluation.robustness import (
     robust_accuracy,
     robust_correct,
 )
+from rnnlab.training.checkpoint import CheckpointError
 from rnnlab.training.experiment import build_data, load_run
 
 LOSSES = {"ce": None, "cw": margin_loss}  # None: the attacks' default cross-entropy
@@ -192,8 +193,23 @@ def _final_points(args, model, label, run, x, y, data, meta, command, out, title
         _write(out, args.name, data, title)
 
 
+def _load_all(specs: list[str]) -> list[tuple[Path, str, object, torch.nn.Module]]:
+    """Every ``RUN[=LABEL]`` loaded before anything is written: ``(run, label, cfg, model)``."""
+    loaded = []
+    for spec in specs:
+        run, label = _label(spec)
+        cfg, model = load_run(run)
+        loaded.append((run, label, cfg, model))
+    return loaded
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    try:
+        loaded = [] if args.table_only else _load_all(args.runs)
+    except (CheckpointError, ValueError, OSError) as e:  # a folder that is not a run
+        print(f"robustness.py: error: RUN: {e}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{args.name}.json"
@@ -207,9 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/robustness.py " + shlex.join(
         sys.argv[1:] if argv is None else argv
     )
-    for i, spec in enumerate(args.runs):
-        run, label = _label(spec)
-        cfg, model = load_run(run)
+    for i, (run, label, cfg, model) in enumerate(loaded):
         model.eval()
         test = build_data(cfg).test
         x, y = test[0], test[1]
