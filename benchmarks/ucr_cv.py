@@ -54,10 +54,13 @@ CANDIDATES: dict[str, list[str]] = {
     "mlp": ["--model.kind=mlp", "--train.optimizer=adadelta", "--train.lr=1.0",
             "--data.batch_size=16", "--train.schedule=plateau", "--train.gamma=0.5",
             "--train.plateau_patience=200", "--train.min_lr=0.1", "--train.clip_norm=none"],
+    # Serrà et al. (2018)'s Encoder with Fawaz et al.'s recipe: Adam 1e-5, batch 12, 100 epochs
+    "encoder": ["--model.kind=encoder", "--train.lr=1e-5", "--data.batch_size=12",
+                "--train.clip_norm=none"],
 }  # fmt: skip
-# candidates cross-validated for their own number of epochs, not --epochs: the MLP's Adadelta
-# steps are small and Fawaz et al. train it 5,000 epochs (an epoch of it costs ~1% of a ResNet's)
-OWN_EPOCHS = {"mlp": 5000}
+# candidates cross-validated for their own number of epochs (Fawaz et al.'s), not --epochs:
+# the MLP's Adadelta steps are small and it trains 5,000 (an epoch costs ~1% of a ResNet's)
+OWN_EPOCHS = {"mlp": 5000, "encoder": 100}
 WHOLE_FILE = ["--data.val_fraction=0", "--train.patience=0"]
 
 

@@ -122,9 +122,9 @@ def test_ucr_cv_script_chooses_refits_and_records(tmp_path, capsys):
     spec.loader.exec_module(script)
     out = tmp_path / "r.json"
     script.OWN_EPOCHS = {"mlp": 3}  # cross-validated for its own epochs, not --epochs
-    argv = ["Toy", "--candidates", "gru", "lstm", "mlp", "--epochs", "2", "--folds", "2", "--smooth",
-            "1", "--seeds", "0,1", "--out", str(out), "--run-dir", str(tmp_path / "runs"),
-            "--data-dir", str(tmp_path)]  # fmt: skip
+    argv = ["Toy", "--candidates", "gru", "lstm", "mlp", "--epochs", "2", "--folds", "2",
+            "--smooth", "1", "--seeds", "0,1", "--out", str(out), "--run-dir",
+            str(tmp_path / "runs"), "--data-dir", str(tmp_path)]  # fmt: skip
     assert script.main(argv) == 0
     r = json.loads(out.read_text())
     chosen = r["chosen"]["candidate"]

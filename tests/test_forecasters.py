@@ -155,18 +155,20 @@ def test_detection_metrics_by_hand():
     assert 0.5 < m["point_auroc"] < 0.6
 
 
-@pytest.mark.parametrize("kind", ["fcn", "lstm-fcn", "mlp"])
-def test_series_classifiers_ignore_padding(kind):
-    from rnnlab.models.series_classifiers import FCN, LSTMFCN, MLP
+@pytest.mark.parametrize("kind", ["fcn", "lstm-fcn", "mlp", "encoder"])
+@pytest.mark.parametrize("length", [7, 8])
+def test_series_classifiers_ignore_padding(kind, length):
+    from rnnlab.models.series_classifiers import FCN, LSTMFCN, MLP, Encoder
 
     torch.manual_seed(0)
     model = {"fcn": lambda: FCN(2, 3), "lstm-fcn": lambda: LSTMFCN(2, 3),
-             "mlp": lambda: MLP(2, 3, steps=12)}[kind]().eval()  # fmt: skip
-    x = torch.randn(1, 7, 2)
+             "mlp": lambda: MLP(2, 3, steps=13),
+             "encoder": lambda: Encoder(2, 3)}[kind]().eval()  # fmt: skip
+    x = torch.randn(1, length, 2)
     padded = torch.cat([x, torch.randn(1, 5, 2)], dim=1)  # garbage past the length
     with torch.no_grad():
         want = model(x)
-        got = model(padded, torch.tensor([7]))
+        got = model(padded, torch.tensor([length]))
     assert got.shape == (1, 3) and torch.allclose(got, want, atol=1e-5)
 
 

@@ -14,6 +14,12 @@ ReLU; ``h_out = relu(BN(conv3(relu(BN(conv2(relu(BN(conv1(h)))))))) + shortcut(h
 the same masked pooling and Dense layer.
 MLP: the series flattened to ``T * C`` values, dropout 0.1, three ``Dense(500) -> ReLU``
 layers with dropout 0.2, 0.2, 0.3 after them, then the Dense classifier.
+Encoder (Serrà, Pascual & Karatzoglou 2018, "Towards a universal neural network encoder for
+time series"): three blocks ``Conv1d -> InstanceNorm -> PReLU -> Dropout(0.2)`` with 128,
+256, 512 filters and kernels 5, 11, 21, the first two followed by ``MaxPool(2)``; then
+attention pooling: the first 256 channels are values, the softmax over time of the other 256
+their weights, ``a_c = sum_t softmax_t(h_{256+c}) h_c``; then ``Dense(256) -> sigmoid ->
+LayerNorm`` and the Dense classifier.
 Here the LSTM reads the series along time (the paper's "dimension shuffle", one step of ``T``
 features, fits only equal-length univariate series; ``shuffle=True`` selects it).
 
@@ -30,7 +36,7 @@ from torch import Tensor, nn
 
 from rnnlab.layers import LSTM
 
-__all__ = ["FCN", "LSTMFCN", "MLP", "ResNet"]
+__all__ = ["FCN", "LSTMFCN", "MLP", "Encoder", "ResNet"]
 
 FILTERS = (128, 256, 128)
 KERNELS = (8, 5, 3)
@@ -200,3 +206,61 @@ class MLP(nn.Module):
             x = x * mask.transpose(1, 2)
         x = F.pad(x, (0, 0, 0, self.steps - x.shape[1]))
         return self.dense(self.body(x))
+
+
+def _instance_norm(h: Tensor, mask: Tensor | None, eps: float = 1e-5) -> Tensor:
+    """Each series' channels standardised over their valid steps: ``h (B, F, T)``."""
+    if mask is None:
+        mean, var = h.mean(-1, keepdim=True), h.var(-1, unbiased=False, keepdim=True)
+    else:
+        n = mask.sum(-1, keepdim=True).clamp_min(1)
+        mean = (h * mask).sum(-1, keepdim=True) / n
+        var = (((h - mean) * mask) ** 2).sum(-1, keepdim=True) / n
+    return (h - mean) / torch.sqrt(var + eps)
+
+
+class Encoder(nn.Module):
+    """Serrà et al. (2018)'s Encoder as Fawaz et al. (2019) run it: logits ``(B, num_classes)``
+    from ``x (B, T, C)`` and optional ``lengths (B,)`` (module doc for the layers).
+
+    Instance normalisation is per channel over a series' valid steps with a learnt scale and
+    shift per channel (Ulyanov et al. 2016, as the paper describes it; Fawaz et al.'s Keras
+    code normalises over steps and channels together). ``MaxPool(2)`` drops an odd last step
+    and halves the lengths (``L // 2``); padded steps are zeroed before every convolution and
+    get no attention weight, so a padded series scores as its unpadded self. Series need at
+    least 4 steps (two poolings)."""
+
+    FILTERS, KERNELS = (128, 256, 512), (5, 11, 21)
+
+    def __init__(self, channels: int, num_classes: int, dropout: float = 0.2) -> None:
+        super().__init__()
+        sizes = (channels, *self.FILTERS[:-1])
+        self.convs = nn.ModuleList(
+            nn.Conv1d(c, f, k) for c, f, k in zip(sizes, self.FILTERS, self.KERNELS, strict=True)
+        )
+        self.scales = nn.ParameterList(nn.Parameter(torch.ones(f, 1)) for f in self.FILTERS)
+        self.shifts = nn.ParameterList(nn.Parameter(torch.zeros(f, 1)) for f in self.FILTERS)
+        self.prelus = nn.ModuleList(nn.PReLU(f) for f in self.FILTERS)
+        self.dropout = nn.Dropout(dropout)
+        half = self.FILTERS[-1] // 2
+        self.project = nn.Linear(half, 256)
+        self.norm = nn.LayerNorm(256)
+        self.dense = nn.Linear(256, num_classes)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        h = x.transpose(1, 2)  # (B, C, T)
+        for i, conv in enumerate(self.convs):
+            mask = _valid(h.transpose(1, 2), lengths)  # (B, 1, T) or None
+            if mask is not None:
+                h = h * mask
+            h = _instance_norm(_same(conv, h), mask) * self.scales[i] + self.shifts[i]
+            h = self.dropout(self.prelus[i](h))
+            if i < len(self.convs) - 1:
+                h = F.max_pool1d(h, 2)
+                lengths = None if lengths is None else (lengths // 2).clamp_min(1)
+        mask = _valid(h.transpose(1, 2), lengths)
+        values, scores = h.chunk(2, dim=1)  # (B, 256, T) each
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        pooled = (values * torch.softmax(scores, dim=-1)).sum(-1)  # (B, 256)
+        return self.dense(self.norm(torch.sigmoid(self.project(pooled))))

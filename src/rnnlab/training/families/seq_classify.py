@@ -13,10 +13,10 @@ the fit. A batch is ``(x, y, lengths)``: variable-length
 sequences are right-padded and read through ``lengths``.
 
 Kinds: the recurrent ``lstm``, ``gru``, ``bilstm``, ``simple_rnn``
-(:class:`~rnnlab.models.classifiers.SequenceClassifier`), ``fcn``, ``resnet``, ``mlp`` and
-``lstm-fcn`` (:mod:`rnnlab.models.series_classifiers`; ``model.hidden_size`` is the LSTM branch,
-``model.head_dropout`` its dropout; the MLP's input is the training file's longest series,
-shorter ones are zero-padded to it).
+(:class:`~rnnlab.models.classifiers.SequenceClassifier`), ``fcn``, ``resnet``, ``mlp``,
+``encoder`` and ``lstm-fcn`` (:mod:`rnnlab.models.series_classifiers`; ``model.hidden_size``
+is the LSTM branch, ``model.head_dropout`` its dropout; the MLP's input is the training
+file's longest series, shorter ones are zero-padded to it; the Encoder needs 4 steps).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from rnnlab.data.files import read_sequences
 from rnnlab.data.records import DataFileError, Sequences, class_names, encode_labels
 from rnnlab.data.windows import Scaler
 from rnnlab.models.classifiers import SequenceClassifier
-from rnnlab.models.series_classifiers import FCN, LSTMFCN, MLP, ResNet
+from rnnlab.models.series_classifiers import FCN, LSTMFCN, MLP, Encoder, ResNet
 
 from ..config import Config
 from . import Data, DataSpec, keyset
@@ -38,7 +38,7 @@ from .classify import plain_steps
 
 __all__ = ["FAMILY", "KINDS", "read_split", "scale_padded"]
 
-KINDS = ("lstm", "gru", "bilstm", "simple_rnn", "fcn", "resnet", "mlp", "lstm-fcn")
+KINDS = ("lstm", "gru", "bilstm", "simple_rnn", "fcn", "resnet", "mlp", "encoder", "lstm-fcn")
 TEST_SEED = 54321  # the held-out test split of a run without data.test is always the same
 DRY_RUN = 64  # sequences per split with --dry-run
 
@@ -133,6 +133,8 @@ def build_model(cfg: Config, spec: DataSpec) -> nn.Module:
         return ResNet(channels, k)
     if m.kind == "mlp":
         return MLP(channels, k, steps=spec.example.shape[0])
+    if m.kind == "encoder":
+        return Encoder(channels, k)
     if m.kind == "lstm-fcn":
         return LSTMFCN(channels, k, m.hidden_size, m.head_dropout)
     kw = rnn_kwargs(cfg)
