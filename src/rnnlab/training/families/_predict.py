@@ -85,11 +85,9 @@ def _classify(cfg: Config, model: nn.Module, info: dict, path: Path):
     if seqs.x.shape[-1] != channels:
         raise DataFileError(f"{path}: expected {channels} channels (as the training data), got "
                             f"{seqs.x.shape[-1]}")  # fmt: skip
-    steps = getattr(model, "steps", None)  # the MLP reads a fixed number of steps
-    if steps is not None and seqs.x.shape[1] > steps:
-        raise DataFileError(f"{path}: expected series of at most {steps} steps (the training "
-                            f"data's longest, model.kind=mlp), got {seqs.x.shape[1]}")  # fmt: skip
-    from .seq_classify import scale_padded
+    from .seq_classify import check_steps, scale_padded
+
+    check_steps(cfg, info["steps"], seqs)
 
     x = scale_padded(seqs.x, seqs.lengths, Scaler.from_dict(info["scaler"]))
     with torch.no_grad():

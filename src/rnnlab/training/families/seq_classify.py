@@ -36,7 +36,7 @@ from ._common import RNN_KEYS, DataError, rnn_kwargs, tensor_data
 from ._files import file_family, fill_rule, training_scaler
 from .classify import plain_steps
 
-__all__ = ["FAMILY", "KINDS", "read_split", "scale_padded"]
+__all__ = ["FAMILY", "KINDS", "check_steps", "read_split", "scale_padded"]
 
 KINDS = ("lstm", "gru", "bilstm", "simple_rnn", "fcn", "resnet", "mlp", "encoder", "lstm-fcn")
 TEST_SEED = 54321  # the held-out test split of a run without data.test is always the same
@@ -48,6 +48,15 @@ def read_split(cfg: Config, path: str) -> Sequences:
     d = cfg.data
     return read_sequences(path, label=d.target or None, id_column=d.id_column or None,
                           time_column=d.time_column or None, fill=fill_rule(cfg))  # fmt: skip
+
+
+def check_steps(cfg: Config, steps: int, seqs: Sequences) -> None:
+    """The MLP reads a fixed number of steps, the training file's longest: a file of longer
+    series is refused (``data.test`` at training, the file given to ``predict``)."""
+    if cfg.model.kind == "mlp" and seqs.x.shape[1] > steps:
+        raise DataFileError(f"{seqs.source}: expected series of at most {steps} steps (the "
+                            "training data's longest, model.kind=mlp), got "
+                            f"{seqs.x.shape[1]}")  # fmt: skip
 
 
 def scale_padded(x: Tensor, lengths: Tensor, scaler: Scaler) -> Tensor:
@@ -97,10 +106,7 @@ def build_data(cfg: Config, dry_run: bool) -> Data:
         if test_seqs.x.shape[-1] != train.x.shape[-1]:
             raise DataFileError(f"{test_seqs.source}: expected {train.x.shape[-1]} channels (as "
                                 f"data.train), got {test_seqs.x.shape[-1]}")  # fmt: skip
-        if cfg.model.kind == "mlp" and test_seqs.x.shape[1] > train.x.shape[1]:
-            raise DataFileError(f"{test_seqs.source}: expected series of at most "
-                                f"{train.x.shape[1]} steps (data.train's longest, "
-                                f"model.kind=mlp), got {test_seqs.x.shape[1]}")  # fmt: skip
+        check_steps(cfg, train.x.shape[1], test_seqs)
         test = (test_seqs.x, encode_labels(_labelled(test_seqs), classes, test_seqs.source),
                 test_seqs.lengths)  # fmt: skip
         source = f"{train.source} ({len(train)}) / {test_seqs.source} ({len(test_seqs)})"
