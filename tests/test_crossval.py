@@ -133,3 +133,11 @@ def test_ucr_cv_script_chooses_refits_and_records(tmp_path, capsys):
     assert len(r["cv"]["mlp"]["accuracy"]) == r["cv"]["mlp"]["epochs_run"] == 3
     assert all("--data.val_fraction=0" in v["command"] for v in r["refit"].values())
     assert "test accuracy" in capsys.readouterr().out
+    # the same refits as one ensemble of two (read back, not retrained)
+    assert script.main([*argv, "--ensemble", "2"]) == 0
+    r = json.loads(out.read_text())
+    assert r["test"]["ensemble"] == 2 and len(r["test"]["accuracies"]) == 1
+    assert "ensemble of seeds 0,1" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        script.main([*argv, "--ensemble", "3"])
+    assert e.value.code == 2 and "multiple of --ensemble=3" in capsys.readouterr().err

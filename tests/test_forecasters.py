@@ -155,21 +155,41 @@ def test_detection_metrics_by_hand():
     assert 0.5 < m["point_auroc"] < 0.6
 
 
-@pytest.mark.parametrize("kind", ["fcn", "lstm-fcn", "mlp", "encoder"])
+@pytest.mark.parametrize("kind", ["fcn", "lstm-fcn", "mlp", "encoder", "inception", "inception-1"])
 @pytest.mark.parametrize("length", [7, 8])
 def test_series_classifiers_ignore_padding(kind, length):
-    from rnnlab.models.series_classifiers import FCN, LSTMFCN, MLP, Encoder
+    from rnnlab.models.series_classifiers import FCN, LSTMFCN, MLP, Encoder, Inception
 
     torch.manual_seed(0)
+    channels = 1 if kind == "inception-1" else 2  # univariate: no bottleneck
     model = {"fcn": lambda: FCN(2, 3), "lstm-fcn": lambda: LSTMFCN(2, 3),
-             "mlp": lambda: MLP(2, 3, steps=13),
-             "encoder": lambda: Encoder(2, 3)}[kind]().eval()  # fmt: skip
-    x = torch.randn(1, length, 2)
-    padded = torch.cat([x, torch.randn(1, 5, 2)], dim=1)  # garbage past the length
+             "mlp": lambda: MLP(2, 3, steps=13), "encoder": lambda: Encoder(2, 3),
+             "inception": lambda: Inception(2, 3),
+             "inception-1": lambda: Inception(1, 3)}[kind]().eval()  # fmt: skip
+    with torch.no_grad():  # BatchNorm's running statistics away from 0 / 1, as after training
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.5, 2)
+    x = torch.randn(1, length, channels)
+    padded = torch.cat([x, 10 * torch.randn(1, 5, channels)], dim=1)  # garbage past the length
     with torch.no_grad():
         want = model(x)
         got = model(padded, torch.tensor([length]))
     assert got.shape == (1, 3) and torch.allclose(got, want, atol=1e-5)
+
+
+def test_inception_is_ismail_fawaz_et_al():
+    from rnnlab.models.series_classifiers import Inception
+
+    model = Inception(3, 4)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv1d)]
+    # 6 modules x (bottleneck, 3 kernels, pool branch) + 2 shortcuts, no biases (BatchNorm)
+    assert len(convs) == 6 * 5 + 2 and all(c.bias is None for c in convs)
+    assert sorted({c.kernel_size[0] for c in convs}) == [1, 10, 20, 40]
+    assert {c.out_channels for c in convs} == {32, 128} and model.dense.in_features == 128
+    uni = [m for m in Inception(1, 2).blocks[0].modules() if isinstance(m, torch.nn.Conv1d)]
+    assert [c.in_channels for c in uni] == [1, 1, 1, 1]  # no bottleneck on one channel
+    assert model(torch.randn(2, 50, 3)).shape == (2, 4)
 
 
 def test_mlp_is_wang_et_al_and_refuses_longer_series():

@@ -20,6 +20,14 @@ time series"): three blocks ``Conv1d -> InstanceNorm -> PReLU -> Dropout(0.2)`` 
 attention pooling: the first 256 channels are values, the softmax over time of the other 256
 their weights, ``a_c = sum_t softmax_t(h_{256+c}) h_c``; then ``Dense(256) -> sigmoid ->
 LayerNorm`` and the Dense classifier.
+Inception (Ismail Fawaz et al. 2020, "InceptionTime: finding AlexNet for time series
+classification"): six Inception modules, each a 1x1 "bottleneck" convolution to 32 channels
+(skipped on a univariate input), three "same" convolutions of it with kernels 40, 20, 10 and
+a ``MaxPool(3, stride 1) -> Conv1d(1)`` branch of the module's input, 32 filters each,
+concatenated (128) -> BatchNorm -> ReLU; a residual shortcut ``Conv1d(1) -> BatchNorm``
+around every three modules; then the masked pooling and Dense layer. InceptionTime is the
+mean of five such networks' probabilities (``rnnlab ensemble``; ``benchmarks/ucr_cv.py
+--ensemble 5``).
 Here the LSTM reads the series along time (the paper's "dimension shuffle", one step of ``T``
 features, fits only equal-length univariate series; ``shuffle=True`` selects it).
 
@@ -36,7 +44,7 @@ from torch import Tensor, nn
 
 from rnnlab.layers import LSTM
 
-__all__ = ["FCN", "LSTMFCN", "MLP", "Encoder", "ResNet"]
+__all__ = ["FCN", "LSTMFCN", "MLP", "Encoder", "Inception", "ResNet"]
 
 FILTERS = (128, 256, 128)
 KERNELS = (8, 5, 3)
@@ -264,3 +272,65 @@ class Encoder(nn.Module):
             scores = scores.masked_fill(~mask, float("-inf"))
         pooled = (values * torch.softmax(scores, dim=-1)).sum(-1)  # (B, 256)
         return self.dense(self.norm(torch.sigmoid(self.project(pooled))))
+
+
+class _InceptionModule(nn.Module):
+    """``(B, C_in, T) -> (B, 4 * filters, T)``: ``relu(BN([conv_40(b), conv_20(b), conv_10(b),
+    conv_1(maxpool_3(h))]))`` with ``b = bottleneck(h)`` (``h`` itself when ``C_in == 1``)."""
+
+    def __init__(self, size: int, filters: int = 32, kernels=(40, 20, 10)) -> None:
+        super().__init__()
+        self.bottleneck = nn.Conv1d(size, filters, 1, bias=False) if size > 1 else None
+        inner = filters if size > 1 else size
+        self.convs = nn.ModuleList(nn.Conv1d(inner, filters, k, bias=False) for k in kernels)
+        self.pool_conv = nn.Conv1d(size, filters, 1, bias=False)
+        self.norm = nn.BatchNorm1d(filters * (len(kernels) + 1))
+
+    def forward(self, h: Tensor, mask: Tensor | None) -> Tensor:
+        b = self.bottleneck(h) if self.bottleneck is not None else h
+        if mask is not None:  # zeros past the length; -inf there for the max-pool
+            b = b * mask
+            pooled = F.max_pool1d(h.masked_fill(~mask, float("-inf")), 3, 1, padding=1)
+            pooled = pooled.masked_fill(~mask, 0.0)
+        else:
+            pooled = F.max_pool1d(h, 3, 1, padding=1)
+        branches = [_same(conv, b) for conv in self.convs] + [self.pool_conv(pooled)]
+        return torch.relu(self.norm(torch.cat(branches, dim=1)))
+
+
+class Inception(nn.Module):
+    """One network of Ismail Fawaz et al. (2020)'s InceptionTime: logits ``(B, num_classes)``
+    from ``x (B, T, C)`` and optional ``lengths (B,)`` (module doc for the layers).
+
+    ``depth`` modules with a shortcut around every three: ``h = relu(h + BN(conv_1(r)))``,
+    ``r`` the input of the three. Padded steps are zeroed before every convolution and are
+    ``-inf`` inside the max-pool, so a padded series scores as its unpadded self."""
+
+    def __init__(self, channels: int, num_classes: int, depth: int = 6, filters: int = 32):
+        super().__init__()
+        width = 4 * filters
+        self.blocks = nn.ModuleList(
+            _InceptionModule(channels if i == 0 else width, filters) for i in range(depth)
+        )
+        self.shortcuts = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv1d(channels if i == 0 else width, width, 1, bias=False),
+                nn.BatchNorm1d(width),
+            )  # fmt: skip
+            for i in range(depth // 3)
+        )
+        self.dense = nn.Linear(width, num_classes)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        mask = _valid(x, lengths)  # (B, 1, T) or None
+        h = x.transpose(1, 2)  # (B, C, T)
+        if mask is not None:
+            h = h * mask
+        residual = h
+        for i, module in enumerate(self.blocks):
+            h = module(h, mask)
+            if i % 3 == 2:
+                short = self.shortcuts[i // 3](residual)
+                h = torch.relu(h + short)  # padding is zeroed in the next module
+                residual = h
+        return self.dense(_pool(h, mask))

@@ -14,9 +14,10 @@ sequences are right-padded and read through ``lengths``.
 
 Kinds: the recurrent ``lstm``, ``gru``, ``bilstm``, ``simple_rnn``
 (:class:`~rnnlab.models.classifiers.SequenceClassifier`), ``fcn``, ``resnet``, ``mlp``,
-``encoder`` and ``lstm-fcn`` (:mod:`rnnlab.models.series_classifiers`; ``model.hidden_size``
-is the LSTM branch, ``model.head_dropout`` its dropout; the MLP's input is the training
-file's longest series, shorter ones are zero-padded to it; the Encoder needs 4 steps).
+``encoder``, ``inception`` and ``lstm-fcn`` (:mod:`rnnlab.models.series_classifiers`;
+``model.hidden_size`` is the LSTM branch, ``model.head_dropout`` its dropout; the MLP's input
+is the training file's longest series, shorter ones are zero-padded to it; the Encoder needs 4
+steps).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from rnnlab.data.files import read_sequences
 from rnnlab.data.records import DataFileError, Sequences, class_names, encode_labels
 from rnnlab.data.windows import Scaler
 from rnnlab.models.classifiers import SequenceClassifier
-from rnnlab.models.series_classifiers import FCN, LSTMFCN, MLP, Encoder, ResNet
+from rnnlab.models.series_classifiers import FCN, LSTMFCN, MLP, Encoder, Inception, ResNet
 
 from ..config import Config
 from . import Data, DataSpec, keyset
@@ -38,7 +39,8 @@ from .classify import plain_steps
 
 __all__ = ["FAMILY", "KINDS", "check_steps", "read_split", "scale_padded"]
 
-KINDS = ("lstm", "gru", "bilstm", "simple_rnn", "fcn", "resnet", "mlp", "encoder", "lstm-fcn")
+KINDS = ("lstm", "gru", "bilstm", "simple_rnn", "fcn", "resnet", "mlp", "encoder", "inception",
+         "lstm-fcn")  # fmt: skip
 TEST_SEED = 54321  # the held-out test split of a run without data.test is always the same
 DRY_RUN = 64  # sequences per split with --dry-run
 
@@ -141,6 +143,8 @@ def build_model(cfg: Config, spec: DataSpec) -> nn.Module:
         return MLP(channels, k, steps=spec.example.shape[0])
     if m.kind == "encoder":
         return Encoder(channels, k)
+    if m.kind == "inception":
+        return Inception(channels, k)
     if m.kind == "lstm-fcn":
         return LSTMFCN(channels, k, m.hidden_size, m.head_dropout)
     kw = rnn_kwargs(cfg)
